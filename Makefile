@@ -1,0 +1,40 @@
+# The two commands a new user needs: `make run` and `make test`.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8400
+
+.PHONY: run test install install-test lint typecheck bench clean
+
+# Runtime install: the package and its pinned dependencies in a local virtualenv.
+$(VENV)/.installed-runtime: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e .
+	touch $@
+
+install: $(VENV)/.installed-runtime
+
+# Authorization server + guard + demo MCP server, SQLite under ./.mcpward/.
+run: install
+	$(VENV)/bin/mcpward serve --demo --host $(HOST) --port $(PORT)
+
+# Installs everything the tests need (Debian packages, npm packages, dev tools), then runs them all.
+install-test:
+	scripts/install-test-deps.sh
+
+test: install-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+bench: install-test
+	$(PY) bench/token_endpoint.py
+	$(PY) bench/guard.py
+
+clean:
+	rm -rf $(VENV) .mcpward .pytest_cache .mypy_cache .ruff_cache

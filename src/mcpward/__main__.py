@@ -1,0 +1,3 @@
+from mcpward.cli import main
+
+main()

@@ -1,0 +1,45 @@
+"""The OAuth 2.1 authorization server role.
+
+``AuthorizationServer`` is the whole server as one object; ``routes`` gives its HTTP
+endpoints (mountable next to a guarded MCP server), ``create_app`` a standalone app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+from mcpward.server._authorization import (
+    AuthorizationRequest,
+    RedirectableError,
+    UnsafeRequest,
+    error_redirect,
+    issue_code,
+    validate_request,
+)
+from mcpward.server.app import routes
+from mcpward.server.core import AuthorizationServer, Endpoints
+
+__all__ = [
+    "AuthorizationRequest",
+    "AuthorizationServer",
+    "Endpoints",
+    "RedirectableError",
+    "UnsafeRequest",
+    "create_app",
+    "error_redirect",
+    "issue_code",
+    "routes",
+    "validate_request",
+]
+
+
+def create_app(server: AuthorizationServer) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await server.close()
+
+    return Starlette(routes=routes(server), lifespan=lifespan)

@@ -1,0 +1,87 @@
+"""JWT access tokens (RFC 9068)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from mcpward._secrets import new_id
+from mcpward.server.keys import KeyRing
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAccessToken:
+    token: str
+    jti: str
+    expires_in: int
+    scope: str
+
+
+def mint_access_token(
+    keys: KeyRing,
+    *,
+    issuer: str,
+    subject: str,
+    client_id: str,
+    audience: str,
+    scope: str,
+    now: float,
+    lifetime: float,
+    family_id: str | None = None,
+    auth_time: float | None = None,
+) -> IssuedAccessToken:
+    signer = keys.signing_key()
+    jti = new_id(16)
+    iat = int(now)
+    claims: dict[str, object] = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience,
+        "client_id": client_id,
+        "scope": scope,
+        "jti": jti,
+        "iat": iat,
+        "exp": iat + int(lifetime),
+    }
+    if family_id is not None:
+        claims["sid"] = family_id
+    if auth_time is not None:
+        claims["auth_time"] = int(auth_time)
+    header = {"alg": signer.alg, "typ": "at+jwt", "kid": signer.kid}
+    token = jwt.encode(header, claims, signer.key, algorithms=[signer.alg])
+    return IssuedAccessToken(token, jti, int(lifetime), scope)
+
+
+MAX_TOKEN_BYTES = 8192
+
+
+def read_own_token(
+    keys: KeyRing, token: str, *, issuer: str, now: float, leeway: float
+) -> dict[str, Any] | None:
+    """Claims of an unexpired access token this server signed, else None. For revocation
+    and introspection; resource servers use ``mcpward.guard``."""
+    if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+        return None
+    try:
+        header = json.loads(_b64decode(token.split(".", 1)[0]))
+        kid = header.get("kid") if isinstance(header, dict) else None
+        key = keys.public_key(kid) if isinstance(kid, str) else None
+        if key is None or header.get("typ") != "at+jwt":
+            return None
+        claims = jwt.decode(token, key, algorithms=[keys.alg, "ES256", "EdDSA"]).claims
+    except (JoseError, ValueError, TypeError, binascii.Error):
+        return None
+    exp = claims.get("exp")
+    if claims.get("iss") != issuer or not isinstance(exp, int) or exp + leeway < now:
+        return None
+    return claims
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

@@ -1,0 +1,31 @@
+"""Scope strings (RFC 6749 §3.3) and their validation against a protected resource."""
+
+from __future__ import annotations
+
+import re
+
+from mcpward.server.errors import InvalidScope
+from mcpward.storage.records import ResourceRecord
+
+# scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+MAX_SCOPES = 64
+
+
+def parse(scope: str | None) -> tuple[str, ...]:
+    if not scope:
+        return ()
+    items = scope.split(" ")
+    if len(items) > MAX_SCOPES or not all(_SCOPE_TOKEN.match(s) for s in items):
+        raise InvalidScope("scope is malformed")
+    return tuple(dict.fromkeys(items))  # keep order, drop duplicates
+
+
+def render(scopes: tuple[str, ...] | list[str] | set[str]) -> str:
+    return " ".join(sorted(set(scopes)))
+
+
+def check_against_resource(scopes: tuple[str, ...], resource: ResourceRecord) -> None:
+    unknown = [s for s in scopes if s not in resource.scopes]
+    if unknown:
+        raise InvalidScope(f"unknown scope for this resource: {' '.join(unknown)[:200]}")

@@ -1,0 +1,164 @@
+"""OAuth error responses, one class per error code; each renders itself.
+
+::
+
+    OAuthError
+     ├── InvalidRequest            400  RFC 6749 §5.2
+     ├── InvalidClient             401  RFC 6749 §5.2 (WWW-Authenticate when Basic was used)
+     ├── InvalidGrant              400  RFC 6749 §5.2
+     ├── UnauthorizedClient        400  RFC 6749 §5.2
+     ├── UnsupportedGrantType      400  RFC 6749 §5.2
+     ├── UnsupportedResponseType   400  RFC 6749 §4.1.2.1 (authorization responses)
+     ├── InvalidScope              400  RFC 6749 §5.2
+     ├── InvalidTarget             400  RFC 8707 §2
+     ├── UnsupportedTokenType      400  RFC 7009 §2.2.1
+     ├── InvalidRedirectUri        400  RFC 7591 §3.2.2
+     ├── InvalidClientMetadata     400  RFC 7591 §3.2.2
+     ├── AccessDenied              403  RFC 6749 §4.1.2.1 (authorization responses)
+     ├── TemporarilyUnavailable    503  RFC 6749 §4.1.2.1 (storage unreachable)
+     └── ServerError               500  RFC 6749 §4.1.2.1 (never with details)
+
+Descriptions are fixed strings or name a parameter; they never echo a credential.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+
+class OAuthError(Exception):
+    error: ClassVar[str] = "server_error"
+    status_code: ClassVar[int] = 500
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or self.error)
+        self.description = description
+
+    def body(self) -> dict[str, str]:
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return body
+
+    def headers(self) -> dict[str, str]:
+        return {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+    def render(self) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and JSON body, framework-free."""
+        headers = {"Content-Type": "application/json", **self.headers()}
+        return self.status_code, headers, json.dumps(self.body()).encode()
+
+
+class InvalidRequest(OAuthError):
+    """The request is missing a required parameter, includes an unsupported parameter value,
+    repeats a parameter, or is otherwise malformed."""
+
+    error = "invalid_request"
+    status_code = 400
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed (unknown client, no client authentication included, or
+    unsupported authentication method). 401, with a challenge when Basic was attempted."""
+
+    error = "invalid_client"
+    status_code = 401
+
+    def __init__(self, description: str | None = None, *, basic_attempted: bool = False) -> None:
+        super().__init__(description)
+        self.basic_attempted = basic_attempted
+
+    def headers(self) -> dict[str, str]:
+        headers = super().headers()
+        if self.basic_attempted:
+            headers["WWW-Authenticate"] = 'Basic realm="mcpward", charset="UTF-8"'
+        return headers
+
+
+class InvalidGrant(OAuthError):
+    """The authorization grant or refresh token is invalid, expired, revoked, does not match
+    the redirection URI, or was issued to another client."""
+
+    error = "invalid_grant"
+    status_code = 400
+
+
+class UnauthorizedClient(OAuthError):
+    """The authenticated client is not authorized to use this grant type."""
+
+    error = "unauthorized_client"
+    status_code = 400
+
+
+class UnsupportedGrantType(OAuthError):
+    """The grant type is not supported by the authorization server."""
+
+    error = "unsupported_grant_type"
+    status_code = 400
+
+
+class UnsupportedResponseType(OAuthError):
+    """The authorization server does not support obtaining a code using this method."""
+
+    error = "unsupported_response_type"
+    status_code = 400
+
+
+class InvalidScope(OAuthError):
+    """The requested scope is invalid, unknown, malformed, or exceeds what was granted."""
+
+    error = "invalid_scope"
+    status_code = 400
+
+
+class InvalidTarget(OAuthError):
+    """The requested resource is invalid, missing, unknown, or malformed (RFC 8707)."""
+
+    error = "invalid_target"
+    status_code = 400
+
+
+class UnsupportedTokenType(OAuthError):
+    """The server does not support revocation of the presented token type (RFC 7009)."""
+
+    error = "unsupported_token_type"
+    status_code = 400
+
+
+class InvalidRedirectUri(OAuthError):
+    """One or more redirect URIs in the registration request are invalid (RFC 7591)."""
+
+    error = "invalid_redirect_uri"
+    status_code = 400
+
+
+class InvalidClientMetadata(OAuthError):
+    """A client metadata field is invalid (RFC 7591)."""
+
+    error = "invalid_client_metadata"
+    status_code = 400
+
+
+class AccessDenied(OAuthError):
+    """The resource owner or authorization server denied the request."""
+
+    error = "access_denied"
+    status_code = 403
+
+
+class TemporarilyUnavailable(OAuthError):
+    """The server cannot handle the request now (storage unreachable); retry later."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Retry-After": "5"}
+
+
+class ServerError(OAuthError):
+    """An unexpected condition. Rendered without details; the cause goes to the log."""
+
+    error = "server_error"
+    status_code = 500

@@ -1,0 +1,112 @@
+"""Plain records passed between the storage backends and the roles that use them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRecord:
+    uri: str
+    name: str
+    scopes: dict[str, str]  # scope -> description
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    client_id: str
+    name: str
+    source: str  # preregistered | dcr | cimd
+    token_endpoint_auth_method: str
+    grant_types: tuple[str, ...]
+    redirect_uris: tuple[str, ...]
+    application_type: str = "native"
+    allowed_scope: str | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    introspects_resource: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    disabled_at: float | None = None
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRecord:
+    id: int
+    client_id: str
+    secret_hash: str
+    hint: str
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRecord:
+    code_hash: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    resource: str
+    scope: str
+    subject: str
+    auth_time: float
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyRecord:
+    id: str
+    client_id: str
+    subject: str
+    resource: str
+    scope: str
+    created_at: float
+    absolute_expires_at: float
+    code_hash: str | None = None
+    revoked_at: float | None = None
+    revoked_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    token_hash: str
+    family_id: str
+    scope: str
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    kid: str
+    alg: str
+    public_jwk: dict[str, Any]
+    private_jwk_enc: bytes
+    created_at: float
+    active_at: float
+    retired_at: float | None = None
+    published_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: str
+    username: str
+    email: str | None
+    display_name: str | None
+    password_hash: str | None
+    created_at: float
+    disabled_at: float | None = None
+    totp_secret_enc: bytes | None = None
+    upstream_issuer: str | None = None
+    upstream_subject: str | None = None

@@ -1,0 +1,40 @@
+"""The SQL backend (SQLite and PostgreSQL through SQLAlchemy Core), one module per concern."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mcpward.storage.database import open_engine, upgrade
+from mcpward.storage.sql.clients import SqlClients
+from mcpward.storage.sql.grants import SqlGrants
+from mcpward.storage.sql.keys import SqlKeys
+from mcpward.storage.sql.resources import SqlResources
+from mcpward.storage.sql.users import SqlUsers
+
+__all__ = ["SqlStore"]
+
+
+class SqlStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.clients = SqlClients(engine)
+        self.grants = SqlGrants(engine)
+        self.keys = SqlKeys(engine)
+        self.resources = SqlResources(engine)
+        self.users = SqlUsers(engine)
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> SqlStore:
+        engine = open_engine(url)
+        if migrate:
+            await upgrade(engine)
+        return cls(engine)
+
+    async def ping(self) -> None:
+        from sqlalchemy import text
+
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

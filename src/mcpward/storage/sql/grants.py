@@ -1,0 +1,274 @@
+"""Authorization codes, refresh-token families and revocations.
+
+Every check-then-act step is a single conditional UPDATE (``... WHERE used_at IS NULL``)
+inside one transaction, so that two concurrent redemptions of the same code or refresh
+token cannot both succeed, on SQLite (serialised by BEGIN IMMEDIATE) and on PostgreSQL
+(the second UPDATE waits for the first to commit, then matches no row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mcpward.revocation import Revocation, RevocationKind
+from mcpward.storage.records import CodeRecord, FamilyRecord, RefreshRecord
+from mcpward.storage.schema import (
+    assertion_jtis,
+    authorization_codes,
+    refresh_tokens,
+    revocations,
+    token_families,
+)
+from mcpward.storage.sql._rows import to_record, to_values
+
+
+class SqlGrants:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    # -- authorization codes ----------------------------------------------------------
+
+    async def save_code(self, record: CodeRecord) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(authorization_codes.insert().values(**to_values(record)))
+
+    async def get_code(self, code_hash: str) -> CodeRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(authorization_codes).where(authorization_codes.c.code_hash == code_hash)
+                )
+            ).first()
+        return to_record(CodeRecord, row) if row else None
+
+    async def burn_code(self, code_hash: str, now: float) -> None:
+        """Spend a code without issuing anything (a failed PKCE or redirect check)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(authorization_codes)
+                .where(
+                    authorization_codes.c.code_hash == code_hash,
+                    authorization_codes.c.used_at.is_(None),
+                )
+                .values(used_at=now)
+            )
+
+    async def redeem_code(
+        self,
+        code_hash: str,
+        now: float,
+        family: FamilyRecord,
+        refresh: RefreshRecord | None,
+    ) -> bool:
+        """Mark the code used and create its token family, atomically. False when the code
+        was already used (then nothing is written)."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(authorization_codes)
+                .where(
+                    authorization_codes.c.code_hash == code_hash,
+                    authorization_codes.c.used_at.is_(None),
+                )
+                .values(used_at=now)
+            )
+            if result.rowcount != 1:
+                return False
+            await conn.execute(token_families.insert().values(**to_values(family)))
+            if refresh is not None:
+                await conn.execute(refresh_tokens.insert().values(**to_values(refresh)))
+        return True
+
+    async def revoke_family_of_code(
+        self, code_hash: str, now: float, reason: str, expires_at: float
+    ) -> Revocation | None:
+        """A replayed code: revoke everything issued from it (RFC 6749 §4.1.2)."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(token_families.c.id).where(token_families.c.code_hash == code_hash)
+                )
+            ).first()
+            if row is None:
+                return None
+            return await _revoke_family(conn, row.id, now, reason, expires_at)
+
+    # -- refresh tokens ---------------------------------------------------------------
+
+    async def get_refresh(self, token_hash: str) -> tuple[RefreshRecord, FamilyRecord] | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
+                )
+            ).first()
+            if row is None:
+                return None
+            fam = (
+                await conn.execute(
+                    select(token_families).where(token_families.c.id == row.family_id)
+                )
+            ).first()
+        if fam is None:  # pragma: no cover - prevented by the foreign key
+            return None
+        return to_record(RefreshRecord, row), to_record(FamilyRecord, fam)
+
+    async def rotate_refresh(self, old_hash: str, now: float, new: RefreshRecord) -> bool:
+        """Spend ``old_hash`` and store its successor, atomically. False when it was
+        already spent (then nothing is written)."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(refresh_tokens)
+                .where(
+                    refresh_tokens.c.token_hash == old_hash,
+                    refresh_tokens.c.used_at.is_(None),
+                )
+                .values(used_at=now)
+            )
+            if result.rowcount != 1:
+                return False
+            revoked = (
+                await conn.execute(
+                    select(token_families.c.revoked_at).where(token_families.c.id == new.family_id)
+                )
+            ).scalar_one()
+            if revoked is not None:
+                return False
+            await conn.execute(refresh_tokens.insert().values(**to_values(new)))
+        return True
+
+    async def revoke_family(
+        self, family_id: str, now: float, reason: str, expires_at: float
+    ) -> Revocation | None:
+        async with self._engine.begin() as conn:
+            return await _revoke_family(conn, family_id, now, reason, expires_at)
+
+    async def families_of(
+        self, *, subject: str | None = None, client_id: str | None = None
+    ) -> list[FamilyRecord]:
+        query = select(token_families)
+        if subject is not None:
+            query = query.where(token_families.c.subject == subject)
+        if client_id is not None:
+            query = query.where(token_families.c.client_id == client_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [to_record(FamilyRecord, r) for r in rows]
+
+    # -- wholesale revocation -----------------------------------------------------------
+
+    async def revoke_all(
+        self, kind: RevocationKind, key: str, now: float, expires_at: float, reason: str
+    ) -> Revocation:
+        """Revoke every grant of a subject (offboarding) or a client, and record it so
+        guards refuse access tokens issued up to now."""
+        if kind not in ("subject", "client"):
+            raise ValueError(kind)
+        column = token_families.c.subject if kind == "subject" else token_families.c.client_id
+        revocation = Revocation(kind, key, now, expires_at)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(token_families)
+                .where(column == key, token_families.c.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason=reason)
+            )
+            await _insert_revocations(conn, [revocation])
+        return revocation
+
+    async def add_revocations(self, items: Sequence[Revocation]) -> None:
+        async with self._engine.begin() as conn:
+            await _insert_revocations(conn, items)
+
+    async def revocations_since(self, seq: int, limit: int = 1000) -> list[tuple[int, Revocation]]:
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(revocations)
+                    .where(revocations.c.seq > seq)
+                    .order_by(revocations.c.seq)
+                    .limit(limit)
+                )
+            ).all()
+        return [(r.seq, Revocation(r.kind, r.key, r.revoked_at, r.expires_at)) for r in rows]
+
+    async def is_revoked(
+        self, *, jti: str, family_id: str | None, subject: str, client_id: str, iat: float
+    ) -> bool:
+        """The authorization server's own view (introspection); guards keep a local one."""
+        keys = [("jti", jti), ("subject", subject), ("client", client_id)]
+        if family_id:
+            keys.append(("family", family_id))
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(revocations.c.kind, revocations.c.revoked_at).where(
+                        or_(
+                            *[(revocations.c.kind == k) & (revocations.c.key == v) for k, v in keys]
+                        )
+                    )
+                )
+            ).all()
+        return any(kind in ("jti", "family") or iat <= revoked_at for kind, revoked_at in rows)
+
+    # -- RFC 7523 assertion replay ------------------------------------------------------
+
+    async def remember_assertion(self, client_id: str, jti: str, expires_at: float) -> bool:
+        """False when this client already used this assertion ``jti``."""
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    assertion_jtis.insert().values(
+                        client_id=client_id, jti=jti, expires_at=expires_at
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    # -- housekeeping -----------------------------------------------------------------
+
+    async def purge_expired(self, now: float) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                delete(authorization_codes).where(authorization_codes.c.expires_at < now)
+            )
+            await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at < now))
+            await conn.execute(delete(revocations).where(revocations.c.expires_at < now))
+            await conn.execute(delete(assertion_jtis).where(assertion_jtis.c.expires_at < now))
+            await conn.execute(
+                delete(token_families).where(token_families.c.absolute_expires_at < now)
+            )
+
+
+async def _revoke_family(
+    conn: AsyncConnection, family_id: str, now: float, reason: str, expires_at: float
+) -> Revocation | None:
+    result = await conn.execute(
+        update(token_families)
+        .where(token_families.c.id == family_id, token_families.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    if result.rowcount != 1:  # already revoked: nothing new to tell guards
+        return None
+    revocation = Revocation("family", family_id, now, expires_at)
+    await _insert_revocations(conn, [revocation])
+    return revocation
+
+
+async def _insert_revocations(conn: AsyncConnection, items: Sequence[Revocation]) -> None:
+    if items:
+        await conn.execute(
+            revocations.insert(),
+            [
+                {
+                    "kind": r.kind,
+                    "key": r.key,
+                    "revoked_at": r.revoked_at,
+                    "expires_at": r.expires_at,
+                }
+                for r in items
+            ],
+        )

@@ -1,0 +1,96 @@
+"""An authorization server per test, over real HTTP, on SQLite or on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mcpward._clock import FrozenClock
+from mcpward.audit import AuditLog, MemorySink
+from mcpward.config import Settings
+from mcpward.server import AuthorizationServer, create_app
+from mcpward.storage.records import ClientRecord, ResourceRecord
+from tests.conftest import serve
+
+RESOURCE = "http://127.0.0.1:8400/mcp"
+OTHER_RESOURCE = "https://other.example/mcp"
+SCOPES = {
+    "orders.read": "Read orders",
+    "orders.write": "Change orders",
+    "refund.admin": "Issue refunds",
+}
+
+
+@dataclass
+class Running:
+    server: AuthorizationServer
+    url: str
+    http: httpx.AsyncClient
+    audit: MemorySink
+    clock: FrozenClock
+
+    async def confidential_client(
+        self,
+        client_id: str = "agent",
+        *,
+        allowed_scope: str | None = "orders.read orders.write",
+        method: str = "client_secret_basic",
+        grant_types: tuple[str, ...] = ("client_credentials",),
+        redirect_uris: tuple[str, ...] = (),
+        jwks: dict[str, object] | None = None,
+        introspects: str | None = None,
+    ) -> str | None:
+        secret = await self.server.clients.create(
+            ClientRecord(
+                client_id=client_id,
+                name=client_id,
+                source="preregistered",
+                token_endpoint_auth_method=method,
+                grant_types=grant_types,
+                redirect_uris=redirect_uris,
+                allowed_scope=allowed_scope,
+                jwks=jwks,
+                introspects_resource=introspects,
+            )
+        )
+        return secret.secret if secret else None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'mcpward.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def start(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
+    clock = FrozenClock()
+    sink = MemorySink()
+    settings = Settings(
+        issuer="http://127.0.0.1:8400", data_dir=tmp_path, database_url=database_url
+    )  # type: ignore[arg-type]
+    server = await AuthorizationServer.open(settings, audit=AuditLog([sink], clock), clock=clock)
+    await server.register_resource(ResourceRecord(uri=RESOURCE, name="Orders", scopes=SCOPES))
+    await server.register_resource(
+        ResourceRecord(uri=OTHER_RESOURCE, name="Other", scopes={"other.read": "Read other"})
+    )
+    async with serve(create_app(server)) as url, httpx.AsyncClient(base_url=url) as http:
+        yield Running(server, url, http, sink, clock)
+    await server.close()
+
+
+@pytest.fixture
+async def running(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
+    async for r in start(database_url, tmp_path):
+        yield r
+
+
+@pytest.fixture
+async def sqlite_running(tmp_path: Path) -> AsyncIterator[Running]:
+    async for r in start(f"sqlite+aiosqlite:///{tmp_path / 'mcpward.db'}", tmp_path):
+        yield r

@@ -1,0 +1,98 @@
+"""client_credentials end to end over HTTP, tokens checked with PyJWT (an independent JOSE
+library) using only the published JWKS."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from tests.server.conftest import OTHER_RESOURCE, RESOURCE, Running
+
+
+async def published_key(r: Running, token: str) -> jwt.PyJWK:
+    jwks = (await r.http.get("/jwks.json")).json()
+    kid = jwt.get_unverified_header(token)["kid"]
+    return jwt.PyJWKSet.from_dict(jwks)[kid]
+
+
+async def test_issues_rfc9068_token_verifiable_from_jwks(running: Running) -> None:
+    secret = await running.confidential_client()
+    assert secret is not None and secret.startswith("mcpw_cs_")
+    resp = await running.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "orders.read", "resource": RESOURCE},
+        auth=("agent", secret),
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 900
+    assert "refresh_token" not in body
+    assert resp.headers["cache-control"] == "no-store"
+
+    token = body["access_token"]
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == "at+jwt" and header["alg"] == "ES256"
+    key = await published_key(running, token)
+    claims = jwt.decode(
+        token, key, algorithms=["ES256"], audience=RESOURCE, issuer="http://127.0.0.1:8400",
+        options={"verify_exp": False},
+    )
+    assert claims["client_id"] == "agent" and claims["sub"] == "agent"
+    assert claims["scope"] == "orders.read"
+    assert claims["exp"] - claims["iat"] == 900
+    assert claims["jti"]
+
+
+async def test_secret_post_and_default_scopes(running: Running) -> None:
+    secret = await running.confidential_client(method="client_secret_post")
+    assert secret
+    resp = await running.http.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "agent",
+            "client_secret": secret,
+            "resource": RESOURCE,
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["scope"] == "orders.read orders.write"
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "error"),
+    [
+        ({"scope": "refund.admin", "resource": RESOURCE}, 400, "invalid_scope"),
+        ({"scope": "nope", "resource": RESOURCE}, 400, "invalid_scope"),
+        ({"resource": "https://unknown.example/mcp"}, 400, "invalid_target"),
+        ({"resource": OTHER_RESOURCE}, 400, "invalid_scope"),
+        ({"scope": "orders.read"}, 400, "invalid_target"),
+    ],
+)
+async def test_scope_and_target_errors(
+    running: Running, data: dict[str, str], status: int, error: str
+) -> None:
+    secret = await running.confidential_client()
+    assert secret
+    resp = await running.http.post(
+        "/token", data={"grant_type": "client_credentials", **data}, auth=("agent", secret)
+    )
+    assert (resp.status_code, resp.json()["error"]) == (status, error), resp.text
+
+
+async def test_wrong_secret_is_invalid_client_and_audited(running: Running) -> None:
+    secret = await running.confidential_client()
+    assert secret
+    wrong = secret[:-6] + "AAAAAA"
+    resp = await running.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "resource": RESOURCE},
+        auth=("agent", wrong),
+    )
+    assert resp.status_code == 401
+    assert resp.json()["error"] == "invalid_client"
+    assert resp.headers["www-authenticate"].startswith("Basic")
+    events = [e for e in running.audit.events() if e["event"] == "client.authentication_failed"]
+    assert events and events[-1]["outcome"] == "unauthorized"
+    assert all(secret not in line and wrong not in line for line in running.audit.lines)

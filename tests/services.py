@@ -1,0 +1,139 @@
+"""Real servers for the tests: PostgreSQL and Redis, each started once per test session in a
+temporary directory on a free 127.0.0.1 port, and stopped at the end."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if found:
+        return found[-1]
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} not found: run scripts/install-test-deps.sh")
+    return path
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster; yields an asyncpg SQLAlchemy URL."""
+    root = Path(tempfile.mkdtemp(prefix="mcpward-pg-"))
+    data = root / "data"
+    port = free_port()
+    # PostgreSQL refuses to run as root; CI runs as root, so run it as the postgres user.
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_user, _pg_bin("initdb"), "-D", str(data), "-U", "mcpward", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [
+            *as_user,
+            _pg_bin("postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(root),
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=200",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port)
+        for _ in range(100):
+            ready = subprocess.run(
+                [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+            )
+            if ready.returncode == 0:
+                break
+            time.sleep(0.1)
+        yield f"postgresql+asyncpg://mcpward@127.0.0.1:{port}/postgres"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """A fresh database in the session's cluster, so tests do not share rows."""
+    port = admin_url.rsplit(":", 1)[1].split("/")[0]
+    subprocess.run(
+        [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", port, "-U", "mcpward", name],
+        check=True,
+        capture_output=True,
+    )
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found: run scripts/install-test-deps.sh")
+    root = Path(tempfile.mkdtemp(prefix="mcpward-redis-"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)
