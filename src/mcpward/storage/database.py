@@ -6,6 +6,8 @@ to the newest revision and is what ``mcpward serve`` and ``mcpward db upgrade`` 
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,8 @@ def open_engine(url: str, **kwargs: Any) -> AsyncEngine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The database holds hashes and encrypted keys only, but still: owner-only.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     engine = create_async_engine(
         url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs
     )
@@ -83,6 +87,8 @@ def _alembic_config(url: str) -> Any:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Run the Alembic migrations on ``engine`` up to ``revision``."""
     from alembic import command
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     def _run(connection: Connection) -> None:
         config = _alembic_config(str(engine.url))

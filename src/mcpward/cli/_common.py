@@ -1,0 +1,54 @@
+"""Helpers shared by the operator commands: open the server, print for people or --json."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import click
+
+from mcpward.audit import AuditLog, sink_from_spec
+from mcpward.config import Settings, load_settings
+from mcpward.server import AuthorizationServer
+
+T = TypeVar("T")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def run_with_server(
+    action: Callable[[AuthorizationServer], Awaitable[T]], settings: Settings | None = None
+) -> T:
+    settings = settings or load_settings()
+    # Audit events still go to the configured sink, but never into a command's stdout,
+    # which scripts parse (--json).
+    sink = "stderr" if settings.audit_sink == "stdout" else settings.audit_sink
+
+    async def main() -> T:
+        assert settings is not None
+        audit = AuditLog([sink_from_spec(sink)])
+        server = await AuthorizationServer.open(settings, audit=audit)
+        try:
+            return await action(server)
+        finally:
+            await server.close()
+
+    return asyncio.run(main())
+
+
+def emit(data: Any, as_json: bool, lines: Iterable[str] = ()) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+def table(rows: list[list[str]], headers: list[str]) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*headers), fmt.format(*["-" * w for w in widths])] + [
+        fmt.format(*map(str, r)) for r in rows
+    ]
