@@ -55,7 +55,17 @@ def postgres_server() -> Iterator[str]:
         os.chown(root, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     subprocess.run(
-        [*as_user, _pg_bin("initdb"), "-D", str(data), "-U", "mcpward", "--auth=trust", "-E", "UTF8"],
+        [
+            *as_user,
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "mcpward",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
         check=True,
         capture_output=True,
     )

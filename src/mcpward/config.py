@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -190,5 +197,19 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+class ConfigError(Exception):
+    """A configuration problem, described without echoing any value (values may be
+    secrets)."""
+
+
 def load_settings(**overrides: Any) -> Settings:
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        raise ConfigError("; ".join(problems)) from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None

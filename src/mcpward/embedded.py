@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from mcpward._secrets import new_id
-from mcpward.server import AuthorizationServer, routes
+from mcpward.server import AuthorizationServer, maintained, routes
 from mcpward.storage.records import ClientRecord, ResourceRecord, UserRecord
 
 DEMO_USER = "demo"
@@ -106,4 +108,10 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
 
 def build_app(server: AuthorizationServer, *, demo: bool) -> Starlette:
     table: list[BaseRoute] = list(routes(server))
-    return Starlette(routes=table)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with maintained(server):
+            yield
+
+    return Starlette(routes=table, lifespan=lifespan)

@@ -73,7 +73,7 @@ async def start(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
     sink = MemorySink()
     settings = Settings(
         issuer="http://127.0.0.1:8400", data_dir=tmp_path, database_url=database_url
-    )  # type: ignore[arg-type]
+    )
     server = await AuthorizationServer.open(settings, audit=AuditLog([sink], clock), clock=clock)
     await server.register_resource(ResourceRecord(uri=RESOURCE, name="Orders", scopes=SCOPES))
     await server.register_resource(

@@ -225,7 +225,11 @@ async def test_fifty_concurrent_refreshes_give_exactly_one_success(running: Runn
             *[
                 http.post(
                     "/token",
-                    data={"grant_type": "refresh_token", "refresh_token": token, "client_id": "cli"},
+                    data={
+                        "grant_type": "refresh_token",
+                        "refresh_token": token,
+                        "client_id": "cli",
+                    },
                 )
                 for _ in range(50)
             ]

@@ -35,7 +35,11 @@ async def test_issues_rfc9068_token_verifiable_from_jwks(running: Running) -> No
     assert header["typ"] == "at+jwt" and header["alg"] == "ES256"
     key = await published_key(running, token)
     claims = jwt.decode(
-        token, key, algorithms=["ES256"], audience=RESOURCE, issuer="http://127.0.0.1:8400",
+        token,
+        key,
+        algorithms=["ES256"],
+        audience=RESOURCE,
+        issuer="http://127.0.0.1:8400",
         options={"verify_exp": False},
     )
     assert claims["client_id"] == "agent" and claims["sub"] == "agent"

@@ -5,9 +5,18 @@ from __future__ import annotations
 import click
 
 from mcpward import __version__
+from mcpward.config import ConfigError
 
 
-@click.group()
+class _Main(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration error: {exc}") from None
+
+
+@click.group(cls=_Main)
 @click.version_option(__version__, prog_name="mcpward")
 def main() -> None:
     """Production auth for MCP servers."""

@@ -6,6 +6,8 @@ endpoints (mountable next to a guarded MCP server), ``create_app`` a standalone 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,15 +33,29 @@ __all__ = [
     "create_app",
     "error_redirect",
     "issue_code",
+    "maintained",
     "routes",
     "validate_request",
 ]
 
 
+@asynccontextmanager
+async def maintained(server: AuthorizationServer) -> AsyncIterator[None]:
+    """Run the server's maintenance loop for the duration of the block."""
+    task = asyncio.create_task(server.maintain())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(server: AuthorizationServer) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with maintained(server):
+            yield
         await server.close()
 
     return Starlette(routes=routes(server), lifespan=lifespan)

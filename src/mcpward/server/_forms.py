@@ -25,7 +25,7 @@ async def read_form(request: Request) -> tuple[dict[str, str], list[str]]:
         if len(body) > MAX_BODY:
             raise InvalidRequest("the request body is too large")
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("the body is not valid form encoding") from None
     return parse_pairs(pairs)

@@ -4,6 +4,8 @@ login pages all work through it."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +21,8 @@ from mcpward.server.errors import InvalidTarget
 from mcpward.server.keys import KeyRing
 from mcpward.storage.records import ResourceRecord
 from mcpward.storage.sql import SqlStore
+
+log = logging.getLogger("mcpward.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,18 @@ class AuthorizationServer:
     async def close(self) -> None:
         await self.store.close()
         self.audit.close()
+
+    async def maintain(self, interval: float = 60.0) -> None:
+        """Run forever: follow key rotations and resource changes made by other processes
+        (the CLI, other replicas) and purge expired codes, tokens and revocations."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.keys.load()
+                await self.reload_resources()
+                await self.store.grants.purge_expired(self.clock())
+            except Exception as exc:  # keep serving; readiness reports storage trouble
+                log.warning("maintenance failed: %s", type(exc).__name__)
 
     # -- resources (RFC 8707) -------------------------------------------------------------
 
