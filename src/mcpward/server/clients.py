@@ -8,6 +8,7 @@ reaching ``cache_ttl`` into the future (see :meth:`ClientRegistry.disable`).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -47,6 +48,9 @@ class ClientRegistry:
         self.secret_overlap = secret_overlap
         self.cache_ttl = cache_ttl
         self._cache: dict[str, tuple[float, ClientRecord | None, list[SecretRecord]]] = {}
+        self._inflight: dict[
+            str, asyncio.Future[tuple[ClientRecord | None, list[SecretRecord]]]
+        ] = {}
         self.metadata_resolver: MetadataResolver | None = None
 
     # -- lookups -----------------------------------------------------------------------
@@ -55,21 +59,31 @@ class ClientRegistry:
         return (await self._cached(client_id))[0]
 
     async def _cached(self, client_id: str) -> tuple[ClientRecord | None, list[SecretRecord]]:
-        now = self._clock()
         hit = self._cache.get(client_id)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > self._clock():
             return hit[1], hit[2]
+        # One lookup per client at a time: when an entry expires under load, the requests
+        # that find it stale wait for the same query instead of each sending their own.
+        pending = self._inflight.get(client_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(client_id))
+            self._inflight[client_id] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(client_id, None))
+        return await asyncio.shield(pending)
+
+    async def _load(self, client_id: str) -> tuple[ClientRecord | None, list[SecretRecord]]:
         client = await self._store.get(client_id)
         if client is None and self.metadata_resolver and client_id.startswith("https://"):
             client = await self.metadata_resolver(client_id)
         secrets = await self._store.secrets(client_id) if client is not None else []
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[client_id] = (now + self.cache_ttl, client, secrets)
+        self._cache[client_id] = (self._clock() + self.cache_ttl, client, secrets)
         return client, secrets
 
     def invalidate(self, client_id: str) -> None:
         self._cache.pop(client_id, None)
+        self._inflight.pop(client_id, None)
 
     async def check_secret(self, client_id: str, presented: str) -> bool:
         """Constant-time comparison against every secret still within its validity."""

@@ -18,6 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+# Execution option marking a connection that will write (see writer()).
+WRITE_OPTION = "mcpward_write"
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, for transactions that write."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
 class StorageUnavailable(Exception):
     """The database could not be reached or refused the write. Callers answer 503."""
 
@@ -50,9 +59,7 @@ def open_engine(url: str, **kwargs: Any) -> AsyncEngine:
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The database holds hashes and encrypted keys only, but still: owner-only.
         os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-    engine = create_async_engine(
-        url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs
-    )
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -67,10 +74,12 @@ def open_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so two transactions that read then write
-        # (refresh rotation, code redemption) queue behind each other instead of failing
-        # with SQLITE_BUSY when the second tries to upgrade its read lock.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Write transactions take the write lock up front (IMMEDIATE), so two that read then
+        # write (refresh rotation, code redemption) queue behind each other instead of one
+        # failing with SQLITE_BUSY when it tries to upgrade its read lock. Reads stay
+        # DEFERRED so that they never wait for the write lock (WAL lets them run alongside).
+        immediate = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mcpward.storage.database import writer
 from mcpward.storage.records import ClientRecord, SecretRecord
 from mcpward.storage.schema import client_secrets, clients
 from mcpward.storage.sql._rows import to_record, to_values
@@ -11,6 +12,7 @@ from mcpward.storage.sql._rows import to_record, to_values
 class SqlClients:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._writer = writer(engine)
 
     async def get(self, client_id: str) -> ClientRecord | None:
         async with self._engine.connect() as conn:
@@ -31,7 +33,7 @@ class SqlClients:
     ) -> None:
         """Insert a client, and its first secret as (hash, hint, expires_at), in one
         transaction."""
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(clients.insert().values(**to_values(record)))
             if secret is not None:
                 secret_hash, hint, expires_at = secret
@@ -49,13 +51,13 @@ class SqlClients:
         """Update a client's metadata (refreshed Client ID Metadata Documents)."""
         values = to_values(record)
         values.pop("client_id")
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(
                 update(clients).where(clients.c.client_id == record.client_id).values(**values)
             )
 
     async def set_disabled(self, client_id: str, at: float | None) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             result = await conn.execute(
                 update(clients).where(clients.c.client_id == client_id).values(disabled_at=at)
             )
@@ -83,7 +85,7 @@ class SqlClients:
         old_valid_until: float,
     ) -> None:
         """Add a new secret and cut every live older one down to the overlap window."""
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(
                 update(client_secrets)
                 .where(

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mcpward.revocation import Revocation, RevocationKind
+from mcpward.storage.database import writer
 from mcpward.storage.records import CodeRecord, FamilyRecord, RefreshRecord
 from mcpward.storage.schema import (
     assertion_jtis,
@@ -29,11 +30,12 @@ from mcpward.storage.sql._rows import to_record, to_values
 class SqlGrants:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._writer = writer(engine)
 
     # -- authorization codes ----------------------------------------------------------
 
     async def save_code(self, record: CodeRecord) -> None:
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(authorization_codes.insert().values(**to_values(record)))
 
     async def get_code(self, code_hash: str) -> CodeRecord | None:
@@ -47,7 +49,7 @@ class SqlGrants:
 
     async def burn_code(self, code_hash: str, now: float) -> None:
         """Spend a code without issuing anything (a failed PKCE or redirect check)."""
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(
                 update(authorization_codes)
                 .where(
@@ -66,7 +68,7 @@ class SqlGrants:
     ) -> bool:
         """Mark the code used and create its token family, atomically. False when the code
         was already used (then nothing is written)."""
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             result = await conn.execute(
                 update(authorization_codes)
                 .where(
@@ -86,7 +88,7 @@ class SqlGrants:
         self, code_hash: str, now: float, reason: str, expires_at: float
     ) -> Revocation | None:
         """A replayed code: revoke everything issued from it (RFC 6749 §4.1.2)."""
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             row = (
                 await conn.execute(
                     select(token_families.c.id).where(token_families.c.code_hash == code_hash)
@@ -119,7 +121,7 @@ class SqlGrants:
     async def rotate_refresh(self, old_hash: str, now: float, new: RefreshRecord) -> bool:
         """Spend ``old_hash`` and store its successor, atomically. False when it was
         already spent (then nothing is written)."""
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             result = await conn.execute(
                 update(refresh_tokens)
                 .where(
@@ -143,7 +145,7 @@ class SqlGrants:
     async def revoke_family(
         self, family_id: str, now: float, reason: str, expires_at: float
     ) -> Revocation | None:
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             return await _revoke_family(conn, family_id, now, reason, expires_at)
 
     async def families_of(
@@ -169,7 +171,7 @@ class SqlGrants:
             raise ValueError(kind)
         column = token_families.c.subject if kind == "subject" else token_families.c.client_id
         revocation = Revocation(kind, key, now, expires_at)
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(
                 update(token_families)
                 .where(column == key, token_families.c.revoked_at.is_(None))
@@ -179,7 +181,7 @@ class SqlGrants:
         return revocation
 
     async def add_revocations(self, items: Sequence[Revocation]) -> None:
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await _insert_revocations(conn, items)
 
     async def revocations_since(self, seq: int, limit: int = 1000) -> list[tuple[int, Revocation]]:
@@ -218,7 +220,7 @@ class SqlGrants:
     async def remember_assertion(self, client_id: str, jti: str, expires_at: float) -> bool:
         """False when this client already used this assertion ``jti``."""
         try:
-            async with self._engine.begin() as conn:
+            async with self._writer.begin() as conn:
                 await conn.execute(
                     assertion_jtis.insert().values(
                         client_id=client_id, jti=jti, expires_at=expires_at
@@ -231,7 +233,7 @@ class SqlGrants:
     # -- housekeeping -----------------------------------------------------------------
 
     async def purge_expired(self, now: float) -> None:
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(
                 delete(authorization_codes).where(authorization_codes.c.expires_at < now)
             )

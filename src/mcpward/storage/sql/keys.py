@@ -3,6 +3,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mcpward.storage.database import writer
 from mcpward.storage.records import SigningKeyRecord
 from mcpward.storage.schema import signing_keys
 from mcpward.storage.sql._rows import to_record, to_values
@@ -11,6 +12,7 @@ from mcpward.storage.sql._rows import to_record, to_values
 class SqlKeys:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._writer = writer(engine)
 
     async def all(self) -> list[SigningKeyRecord]:
         async with self._engine.connect() as conn:
@@ -20,11 +22,11 @@ class SqlKeys:
         return [to_record(SigningKeyRecord, r) for r in rows]
 
     async def add(self, record: SigningKeyRecord) -> None:
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(signing_keys.insert().values(**to_values(record)))
 
     async def retire(self, kid: str, retired_at: float, published_until: float) -> None:
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(
                 update(signing_keys)
                 .where(signing_keys.c.kid == kid)
