@@ -16,6 +16,7 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v gnome-keyring-daemon >/dev/null || need_apt+=(gnome-keyring)
 command -v dbus-run-session >/dev/null || need_apt+=(dbus)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
+command -v wrk >/dev/null || need_apt+=(wrk)
 if ((${#need_apt[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     sudo_cmd=""
