@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import pytest
 
+from mcpward.audit import AuditLog
+from mcpward.config import Settings
+from mcpward.server import AuthorizationServer, create_app
+from tests.conftest import serve
 from tests.server.conftest import RESOURCE, Running
 
 
@@ -145,3 +152,22 @@ async def test_bad_input_on_revoke_and_introspect(
 async def test_wrong_methods(sqlite_running: Running) -> None:
     assert (await sqlite_running.http.get("/token")).status_code == 405
     assert (await sqlite_running.http.post("/jwks.json")).status_code == 405
+
+
+async def test_issuer_with_a_path(tmp_path: Path) -> None:
+    settings = Settings(issuer="http://127.0.0.1:8400/tenant-a", data_dir=tmp_path)
+    server = await AuthorizationServer.open(settings, audit=AuditLog([]))
+    try:
+        async with serve(create_app(server)) as url, httpx.AsyncClient(base_url=url) as http:
+            for path in (
+                "/.well-known/oauth-authorization-server/tenant-a",
+                "/.well-known/openid-configuration/tenant-a",
+                "/tenant-a/.well-known/openid-configuration",
+            ):
+                doc = (await http.get(path)).json()
+                assert doc["issuer"] == "http://127.0.0.1:8400/tenant-a", path
+                assert doc["token_endpoint"] == "http://127.0.0.1:8400/tenant-a/token"
+            assert (await http.get("/tenant-a/jwks.json")).status_code == 200
+            assert (await http.get("/.well-known/oauth-authorization-server")).status_code == 404
+    finally:
+        await server.close()
