@@ -171,3 +171,21 @@ async def test_issuer_with_a_path(tmp_path: Path) -> None:
             assert (await http.get("/.well-known/oauth-authorization-server")).status_code == 404
     finally:
         await server.close()
+
+
+async def test_registration_endpoint_is_served_and_advertised(sqlite_running: Running) -> None:
+    meta = (await sqlite_running.http.get("/.well-known/oauth-authorization-server")).json()
+    assert meta["registration_endpoint"] == "http://127.0.0.1:8400/register"
+    resp = await sqlite_running.http.post(
+        "/register",
+        json={
+            "client_name": "Inspector",
+            "redirect_uris": ["http://127.0.0.1:6274/oauth/callback"],
+            "token_endpoint_auth_method": "none",
+        },
+        headers={"Origin": "http://localhost:6274"},
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.headers["access-control-allow-origin"] == "*"
+    client_id = resp.json()["client_id"]
+    assert (await sqlite_running.server.clients.get(client_id)) is not None

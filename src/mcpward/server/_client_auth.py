@@ -54,7 +54,7 @@ class ClientAuthenticator:
         self._clock = clock
         self._audiences = audiences
         self._remember_jti = remember_jti
-        self._fetch_jwks = fetch_jwks
+        self.fetch_jwks = fetch_jwks
         self._leeway = leeway
 
     async def authenticate(
@@ -144,9 +144,9 @@ class ClientAuthenticator:
 
     async def _client_keys(self, client: ClientRecord) -> KeySet:
         document: dict[str, Any] | None = client.jwks
-        if document is None and client.jwks_uri and self._fetch_jwks is not None:
+        if document is None and client.jwks_uri and self.fetch_jwks is not None:
             try:
-                document = await self._fetch_jwks(client.jwks_uri)
+                document = await self.fetch_jwks(client.jwks_uri)
             except Exception:
                 raise InvalidClient("the client's jwks_uri could not be fetched") from None
         if not document:

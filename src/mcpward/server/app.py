@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from mcpward.audit import AuditEvent
-from mcpward.server import _grants, _rfc7009, _rfc7662, _rfc8414
+from mcpward.server import _grants, _rfc7009, _rfc7591, _rfc7662, _rfc8414
 from mcpward.server._client_auth import AuthenticatedClient
 from mcpward.server._forms import read_form
 from mcpward.server.core import AuthorizationServer
@@ -119,6 +119,11 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
         authenticated = await authenticate(request, form)
         return json_response(await _rfc7662.introspect(server, form, authenticated))
 
+    @oauth_endpoint
+    async def register(request: Request) -> Response:
+        status, body = await _rfc7591.register(server, await _rfc7591.read_json(request))
+        return json_response(body, status)
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -143,6 +148,17 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
             base + "/revoke", _cors(_asgi(revoke), server, ["POST"]), methods=["POST", "OPTIONS"]
         ),
         Route(base + "/introspect", introspect, methods=["POST"]),
+        *(
+            [
+                Route(
+                    base + "/register",
+                    _cors(_asgi(register), server, ["POST"]),
+                    methods=["POST", "OPTIONS"],
+                )
+            ]
+            if server.settings.dynamic_client_registration
+            else []
+        ),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]

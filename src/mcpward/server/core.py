@@ -88,6 +88,15 @@ class AuthorizationServer:
         )
         self._resources: dict[str, ResourceRecord] = {}
 
+        # Client ID Metadata Documents and private_key_jwt jwks_uri share one SSRF-safe
+        # fetcher; documents resolve only when enabled.
+        from mcpward.server._cimd import MetadataDocumentResolver
+
+        self.metadata_documents = MetadataDocumentResolver(self)
+        self.client_auth.fetch_jwks = self.metadata_documents.fetch_jwks
+        if settings.client_metadata_documents.enabled:
+            self.clients.metadata_resolver = self.metadata_documents
+
     @classmethod
     async def open(
         cls,
@@ -129,6 +138,7 @@ class AuthorizationServer:
                 await self.keys.load()
                 await self.reload_resources()
                 await self.store.grants.purge_expired(self.clock())
+                await self.metadata_documents.documents.purge_expired(self.clock())
             except Exception as exc:  # keep serving; readiness reports storage trouble
                 log.warning("maintenance failed: %s", type(exc).__name__)
 
