@@ -10,7 +10,7 @@ import httpx
 import jwt
 import pytest
 
-from mcpward.server import issue_code, validate_request
+from mcpward.server import RedirectableError, issue_code, validate_request
 from mcpward.server._rfc7636 import s256
 from tests.server.conftest import RESOURCE, Running
 
@@ -254,3 +254,28 @@ async def test_refresh_token_bound_to_its_client(running: Running) -> None:
     assert resp.json()["error"] == "invalid_grant"
     # The rightful client can still use it: a foreign presentation is not a reuse.
     assert (await refresh(running, token)).status_code == 200
+
+
+async def test_preregistered_client_limited_to_its_scopes(running: Running) -> None:
+    await running.confidential_client(
+        "limited",
+        method="none",
+        allowed_scope="orders.read",
+        grant_types=("authorization_code",),
+        redirect_uris=(REDIRECT,),
+    )
+    with pytest.raises(RedirectableError) as caught:
+        await get_code(running, secrets.token_urlsafe(48), client_id="limited")
+    assert caught.value.error.error == "invalid_scope"
+    verifier = secrets.token_urlsafe(48)
+    code = await get_code(running, verifier, client_id="limited", scope="orders.read")
+    resp = await redeem(running, code, verifier, client_id="limited")
+    assert resp.json()["scope"] == "orders.read"
+    assert "refresh_token" not in resp.json()
+
+
+async def test_disabling_a_metadata_document_client_blocks_it(running: Running) -> None:
+    url = "https://client.example/metadata.json"
+    assert await running.server.disable_client(url)
+    client = await running.server.clients.get(url)
+    assert client is not None and client.disabled_at is not None

@@ -21,6 +21,7 @@ from mcpward.server import _rfc7636, _scopes
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.errors import (
     InvalidRequest,
+    InvalidScope,
     OAuthError,
     UnauthorizedClient,
     UnsupportedResponseType,
@@ -130,9 +131,16 @@ async def validate_request(
         resource = server.resolve_resource(resources)
         requested = _scopes.parse(params.get("scope"))
         _scopes.check_against_resource(requested, resource)
+        # A pre-registered client may be limited to some scopes; without a scope parameter
+        # the request asks for every scope of the resource the client may have.
+        allowed = set(_scopes.parse(client.allowed_scope or "")) or set(resource.scopes)
+        if not set(requested) <= allowed:
+            raise InvalidScope("the client is not allowed this scope")
+        scopes = requested or tuple(s for s in resource.scopes if s in allowed)
+        if not scopes:
+            raise InvalidScope("the client is allowed no scope of this resource")
     except OAuthError as error:
         raise fail(error) from None
-    scopes = requested or tuple(resource.scopes)
     return AuthorizationRequest(client, redirect_uri, state, challenge, resource, scopes)
 
 

@@ -141,6 +141,23 @@ class ClientRegistry:
         return sorted(cid for cid, expires in expiries.items() if expires <= horizon)
 
     async def disable(self, client_id: str) -> bool:
-        changed = await self._store.set_disabled(client_id, self._clock())
+        now = self._clock()
+        changed = await self._store.set_disabled(client_id, now)
+        if not changed and client_id.startswith("https://"):
+            # A metadata-document client has no row of its own: a disabled one blocks it,
+            # since stored clients are looked up before documents are fetched.
+            await self._store.create(
+                ClientRecord(
+                    client_id=client_id,
+                    name=client_id,
+                    source="cimd",
+                    token_endpoint_auth_method="none",
+                    grant_types=(),
+                    redirect_uris=(),
+                    created_at=now,
+                    disabled_at=now,
+                )
+            )
+            changed = True
         self.invalidate(client_id)
         return changed
