@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +34,7 @@ CONFIG_ENV = "MCPWARD_CONFIG"
 DEFAULT_CONFIG_FILE = "mcpward.toml"
 
 DAY = 86_400.0
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 
 class TokenLifetimes(BaseModel):
@@ -61,6 +63,91 @@ class ClientMetadataDocuments(BaseModel):
     allow_private_hosts: list[str] = Field(default_factory=list)
     # Plain http:// document URLs: only for tests against loopback.
     allow_http: bool = False
+
+
+class LoginLimits(BaseModel):
+    """Failed sign-ins allowed before the account (or the address) must wait."""
+
+    # Per account (the username typed, known or not, so that limits do not reveal which
+    # accounts exist): this many failures within ``window`` lock it for ``lockout``.
+    account_failures: int = 5
+    window: float = 15 * 60
+    lockout: float = 15 * 60
+    # Per client address, across every account (password spraying).
+    address_failures: int = 30
+
+
+class UpstreamProvider(BaseModel):
+    """An OpenID Connect provider people may sign in with (Keycloak, Auth0, Okta, Clerk,
+    Google ...), found through discovery from its issuer URL."""
+
+    name: str  # URL slug: /oidc/start/<name>
+    display_name: str
+    issuer: str
+    client_id: str
+    client_secret: SecretStr = SecretStr("")
+    client_secret_file: Path | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    # Who may come in: an empty list allows everyone the provider vouches for.
+    allowed_email_domains: list[str] = Field(default_factory=list)
+    allowed_groups: list[str] = Field(default_factory=list)
+    groups_claim: str = "groups"
+    # Create a local user on first sign-in; otherwise only already linked users get in.
+    create_users: bool = True
+    # Link a first-time upstream identity to an existing local user with the same email,
+    # only when the provider says the email is verified.
+    link_by_email: bool = False
+    timeout: float = 10.0
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("name must be a lower-case slug (a-z, 0-9, -)")
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        value = value.rstrip("/")
+        parts = urlsplit(value)
+        loopback = is_loopback_host(parts.hostname or "")
+        if parts.scheme == "https" or (parts.scheme == "http" and loopback):
+            return value
+        raise ValueError("an upstream issuer must be https:// (plain http only on loopback)")
+
+    @field_validator("allowed_email_domains")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [d.lower().lstrip("@") for d in value]
+
+    def resolved_client_secret(self) -> str:
+        if self.client_secret_file is not None:
+            return self.client_secret_file.read_text().strip()
+        return self.client_secret.get_secret_value()
+
+
+class PagesSettings(BaseModel):
+    # A session lasts this long after sign-in, then the person signs in again.
+    session_lifetime: float = 8 * 3600
+    # A password accepted, the second factor must follow within this time.
+    second_factor_timeout: float = 5 * 60
+    # Remembered consent is asked again after this long (0 = never remember).
+    consent_lifetime: float = 90 * DAY
+    login_limits: LoginLimits = Field(default_factory=LoginLimits)
+    # Share failed-sign-in counts, lockouts and used TOTP codes between replicas
+    # (redis://, rediss://; Valkey and Upstash work). Empty: this process only.
+    redis_url: SecretStr = SecretStr("")
+    upstream: list[UpstreamProvider] = Field(default_factory=list)
+    # Shown in the header of every page and in authenticator apps.
+    product_name: str = "mcpward"
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> PagesSettings:
+        names = [p.name for p in self.upstream]
+        if len(names) != len(set(names)):
+            raise ValueError("upstream provider names must be unique")
+        return self
 
 
 class Settings(BaseSettings):
@@ -94,6 +181,7 @@ class Settings(BaseSettings):
         default_factory=ClientMetadataDocuments
     )
     dynamic_client_registration: bool = True
+    pages: PagesSettings = Field(default_factory=PagesSettings)
 
     # TLS directly, or behind a proxy whose X-Forwarded-* headers are trusted only from
     # these addresses.
@@ -171,7 +259,8 @@ def _new_data_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
 
-_SECRET_KEYS = {"database_url", "data_key"}
+def _has_password(url: object) -> bool:
+    return isinstance(url, str) and urlsplit(url).password is not None
 
 
 class _SecretFreeToml(TomlConfigSettingsSource):
@@ -179,11 +268,20 @@ class _SecretFreeToml(TomlConfigSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
-        leaked = sorted(_SECRET_KEYS & data.keys())
+        leaked = ["data_key"] if "data_key" in data else []
+        if _has_password(data.get("database_url")):
+            leaked.append("database_url")
+        pages = data.get("pages")
+        if isinstance(pages, dict):
+            if _has_password(pages.get("redis_url")):
+                leaked.append("pages.redis_url")
+            for i, provider in enumerate(pages.get("upstream") or []):
+                if isinstance(provider, dict) and "client_secret" in provider:
+                    leaked.append(f"pages.upstream.{i}.client_secret")
         if leaked:
             raise ValueError(
-                f"{', '.join(leaked)} must not be written in the configuration file: set "
-                "MCPWARD_" + leaked[0].upper() + " or " + leaked[0] + "_file instead"
+                f"{', '.join(leaked)} must not be written in the configuration file: use "
+                "the MCPWARD_* environment variable (nested with __) or the *_file setting"
             )
         return data
 

@@ -107,7 +107,9 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def build_app(server: AuthorizationServer, *, demo: bool) -> Starlette:
-    table: list[BaseRoute] = list(routes(server))
+    from mcpward.server.pages import page_routes
+
+    table: list[BaseRoute] = [*routes(server), *page_routes(server)]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

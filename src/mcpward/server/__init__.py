@@ -58,4 +58,6 @@ def create_app(server: AuthorizationServer) -> Starlette:
             yield
         await server.close()
 
-    return Starlette(routes=routes(server), lifespan=lifespan)
+    from mcpward.server.pages import page_routes
+
+    return Starlette(routes=routes(server) + page_routes(server), lifespan=lifespan)

@@ -110,3 +110,12 @@ class UserRecord:
     totp_secret_enc: bytes | None = None
     upstream_issuer: str | None = None
     upstream_subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    user_id: str
+    client_id: str
+    resource: str
+    scope: str  # sorted, space-separated
+    granted_at: float
