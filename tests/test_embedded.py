@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.services import free_port
 
@@ -80,3 +81,64 @@ def test_first_start_creates_demo_credentials_once(tmp_path: Path) -> None:
     _, stderr = proc.communicate()
     assert demo["client_secret"] not in stderr  # ... and never again
     assert "demo.json" in stderr
+
+
+async def test_demo_mcp_server_is_guarded_and_honours_cli_revocation(tmp_path: Path) -> None:
+    """The demo MCP server of the source document behind the guard, with a real `mcp` SDK
+    client; a revocation made by the CLI in another process reaches it at the next poll."""
+    import asyncio
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running_serve(tmp_path, port):
+        demo = json.loads((tmp_path / "demo.json").read_text())
+        async with httpx.AsyncClient(base_url=base) as http:
+            anonymous = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+            assert anonymous.status_code == 401
+            challenge = anonymous.headers["www-authenticate"]
+            assert 'resource_metadata="' + base + "/.well-known/oauth-protected-resource/mcp" in (
+                challenge
+            )
+            prm = (await http.get("/.well-known/oauth-protected-resource/mcp")).json()
+            assert prm["resource"] == demo["resource"]
+            assert prm["authorization_servers"] == [base]
+            token = (
+                await http.post(
+                    "/token",
+                    data={"grant_type": "client_credentials", "resource": demo["resource"]},
+                    auth=(demo["client_id"], demo["client_secret"]),
+                )
+            ).json()["access_token"]
+
+        client = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30)
+        async with Client(streamable_http_client(f"{base}/mcp", http_client=client)) as mcp:
+            names = {t.name for t in (await mcp.list_tools()).tools}
+            assert "search_orders" in names
+            assert "refund_order" not in names  # tools/list shows only what it can call
+            result = await mcp.call_tool("search_orders", {"query": "acme"})
+            assert not result.is_error
+            with pytest.raises(MCPError):
+                await mcp.call_tool("refund_order", {"order_id": "A-1001"})
+
+            env = {**os.environ, "MCPWARD_DATA_DIR": str(tmp_path)}
+            env["MCPWARD_CONFIG"] = str(tmp_path / "absent.toml")
+            await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "mcpward", "tokens", "revoke", "--client", "demo-agent"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    await mcp.call_tool("search_orders", {"query": "acme"})
+                except MCPError:
+                    break
+                assert time.monotonic() < deadline, "revocation did not reach the guard"
+                await asyncio.sleep(0.1)

@@ -4,6 +4,7 @@ document behind the guard at ``/mcp``, a demo user and a demo machine-to-machine
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -16,20 +17,35 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from mcpward._secrets import new_id
+from mcpward.demo import build_protected_demo, demo_manifest
+from mcpward.guard import LocalKeys
+from mcpward.revocation.table import TablePollingRevocations
 from mcpward.server import AuthorizationServer, maintained, routes
 from mcpward.storage.records import ClientRecord, ResourceRecord, UserRecord
 
+# Seconds between the embedded guard's polls for revocations made by other processes.
+REVOCATION_POLL = 1.0
+
 DEMO_USER = "demo"
 DEMO_CLIENT = "demo-agent"
+# Scope descriptions for the consent page; the tools come from the demo's manifest.
 DEMO_SCOPES = {
     "orders.read": "Search and read orders",
     "orders.write": "Change orders",
     "refund.admin": "Issue refunds to customers",
 }
-DEMO_TOOLS: list[dict[str, Any]] = [
-    {"name": "search_orders", "scopes_required": ["orders.read"]},
-    {"name": "refund_order", "scopes_required": ["orders.write", "refund.admin"]},
-]
+
+
+def _demo_tools() -> list[dict[str, Any]]:
+    manifest = demo_manifest()
+    return [
+        {
+            "name": name,
+            "scopes_required": sorted(scopes),
+            "description": manifest.descriptions.get(name, ""),
+        }
+        for name, scopes in manifest.tools.items()
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +78,7 @@ async def ensure_demo(server: AuthorizationServer) -> DemoCredentials | None:
     issuer = server.settings.issuer
     resource = demo_resource_uri(issuer)
     await server.register_resource(
-        ResourceRecord(uri=resource, name="Orders (demo)", scopes=DEMO_SCOPES, tools=DEMO_TOOLS)
+        ResourceRecord(uri=resource, name="Orders (demo)", scopes=DEMO_SCOPES, tools=_demo_tools())
     )
     if await server.store.users.by_username(DEMO_USER) is not None:
         return None
@@ -107,13 +123,35 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def build_app(server: AuthorizationServer, *, demo: bool) -> Starlette:
+    """The authorization server and its pages; with ``demo`` also the guarded demo MCP
+    server at ``/mcp``. The guard verifies with the key ring directly; it sees this
+    process's revocations at once and those made elsewhere (``mcpward tokens revoke``,
+    other replicas) at its next poll of the revocations table."""
     from mcpward.server.pages import page_routes
 
     table: list[BaseRoute] = [*routes(server), *page_routes(server)]
+    protected = None
+    revocations = None
+    if demo:
+        revocations = TablePollingRevocations(server.store.engine, interval=REVOCATION_POLL)
+        server.publisher = revocations
+        protected = build_protected_demo(
+            issuer=server.settings.issuer,
+            resource=demo_resource_uri(server.settings.issuer),
+            keys=LocalKeys(server.keys.public_key),
+            revocations=revocations,
+            audit=server.audit,
+        )
+        table += protected.routes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with maintained(server):
+        async with maintained(server), contextlib.AsyncExitStack() as stack:
+            if revocations is not None and protected is not None:
+                await stack.enter_async_context(revocations)
+                # Starlette runs no lifespan of mounted apps: the SDK's session manager
+                # is started here.
+                await stack.enter_async_context(protected.lifespan())
             yield
 
     return Starlette(routes=table, lifespan=lifespan)

@@ -24,4 +24,5 @@ def main() -> None:
 
 # Subcommand registrations: one line per module, each module owns its commands.
 from mcpward.cli import server_commands as _server_commands  # noqa: E402,F401
+from mcpward.cli import guard_commands as _guard_commands  # noqa: E402,F401
 from mcpward.cli import users_commands as _users_commands  # noqa: E402,F401

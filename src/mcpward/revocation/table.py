@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from types import TracebackType
 
 import sqlalchemy as sa
@@ -38,6 +39,12 @@ class TablePollingRevocations:
 
     async def is_revoked(self, token: TokenRef) -> bool:
         return self._local.check(token)
+
+    async def publish(self, revocations: Sequence[Revocation]) -> None:
+        """Also a publisher: in a process that runs the authorization server too, its own
+        revocations apply at once, and the poll brings those of other processes (the CLI,
+        other replicas)."""
+        self._local.add(revocations)
 
     async def poll_once(self) -> int:
         """Load rows newer than the last seen; return how many arrived."""

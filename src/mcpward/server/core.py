@@ -69,7 +69,7 @@ class AuthorizationServer:
         self.store = store
         self.keys = keys
         self.audit = audit
-        self.publisher: RevocationPublisher = publisher or NullPublisher()
+        self.publisher: RevocationPublisher = NullPublisher() if publisher is None else publisher
         self.clock = clock
         self.endpoints = Endpoints(settings.issuer)
         lifetimes = settings.lifetimes

@@ -1,0 +1,151 @@
+"""What the guard answers when it refuses a request; each refusal renders itself.
+
+::
+
+    GuardError
+     ├── MissingToken          401  RFC 6750 §3.1 (no ``error``: no token was presented)
+     ├── InvalidToken          401  RFC 6750 §3.1 ``invalid_token``
+     ├── InvalidRequest        401  RFC 6750 §3.1 ``invalid_request`` (token in the query)
+     ├── InsufficientScope     403  RFC 6750 §3.1 ``insufficient_scope`` (+ MCP step-up)
+     ├── PolicyDenied          403  a policy said no; not fixable by a broader token
+     ├── RateLimited           429  RFC 6585 §4 with ``Retry-After`` and RateLimit headers
+     └── BadMessage            400  the body is not JSON-RPC
+
+Descriptions are fixed strings; they never echo a token or any other client input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import ClassVar
+
+from mcpward.audit import Outcome
+from mcpward.guard._challenge import www_authenticate
+
+
+class GuardError(Exception):
+    status_code: ClassVar[int] = 401
+    error: ClassVar[str | None] = None
+    outcome: ClassVar[Outcome] = "unauthorized"
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+    def challenge(self, resource_metadata: str | None) -> str | None:
+        return www_authenticate(
+            resource_metadata=resource_metadata, error=self.error, description=self.description
+        )
+
+    def headers(self, resource_metadata: str | None) -> dict[str, str]:
+        headers = {"content-type": "application/json", "cache-control": "no-store"}
+        challenge = self.challenge(resource_metadata)
+        if challenge is not None:
+            headers["www-authenticate"] = challenge
+        return headers
+
+    def body(self) -> bytes:
+        return json.dumps(
+            {"error": self.error or "unauthorized", "error_description": self.description}
+        ).encode()
+
+
+class MissingToken(GuardError):
+    """No bearer token: the challenge carries only ``resource_metadata`` (RFC 6750 §3.1)."""
+
+    def __init__(self, description: str = "a bearer token is required") -> None:
+        super().__init__(description)
+
+    def challenge(self, resource_metadata: str | None) -> str | None:
+        return www_authenticate(resource_metadata=resource_metadata)
+
+
+class InvalidToken(GuardError):
+    """The access token is expired, revoked, malformed or not for this resource."""
+
+    error = "invalid_token"
+
+
+class InvalidRequest(GuardError):
+    """The credentials are sent wrongly, e.g. a token in the URI query (RFC 6750 §2.3, which
+    OAuth 2.1 and MCP forbid). RFC 6750 suggests 400; we answer 401 so that MCP clients
+    treat it as an authentication failure and retry with the header."""
+
+    status_code = 401
+    error = "invalid_request"
+
+
+class InsufficientScope(GuardError):
+    """The token lacks scopes the call needs. ``scope`` is what to request next: the
+    scopes required, accumulated with those already held (MCP 2026-07-28 step-up), so a
+    client re-authorizing with it does not lose access to the tools it already had."""
+
+    status_code = 403
+    error = "insufficient_scope"
+    outcome = "forbidden"
+
+    def __init__(self, description: str, *, required: Iterable[str], held: Iterable[str]) -> None:
+        super().__init__(description)
+        self.required = frozenset(required)
+        self.scope = self.required | frozenset(held)
+
+    def challenge(self, resource_metadata: str | None) -> str | None:
+        return www_authenticate(
+            resource_metadata=resource_metadata,
+            error=self.error,
+            description=self.description,
+            scope=self.scope,
+        )
+
+
+class PolicyDenied(GuardError):
+    """The policy refuses this caller this tool, whatever its scopes."""
+
+    status_code = 403
+    error = "access_denied"
+    outcome = "forbidden"
+
+    def challenge(self, resource_metadata: str | None) -> str | None:
+        return None
+
+
+class RateLimited(GuardError):
+    """Too many requests for this token, client or subject in the window."""
+
+    status_code = 429
+    error = "rate_limited"
+    outcome = "rate_limited"
+
+    def __init__(
+        self, *, retry_after: float, limit: int, window: float, policy: str = "default"
+    ) -> None:
+        super().__init__("rate limit exceeded")
+        self.retry_after = max(1, math.ceil(retry_after))
+        self.limit = limit
+        self.window = window
+        self.policy = policy
+
+    def challenge(self, resource_metadata: str | None) -> str | None:
+        return None
+
+    def headers(self, resource_metadata: str | None) -> dict[str, str]:
+        headers = super().headers(resource_metadata)
+        headers["retry-after"] = str(self.retry_after)
+        # draft-ietf-httpapi-ratelimit-headers-09 (structured fields): quota q per window
+        # w; remaining r, seconds until reset t.
+        headers["ratelimit-policy"] = f'"{self.policy}";q={self.limit};w={math.ceil(self.window)}'
+        headers["ratelimit"] = f'"{self.policy}";r=0;t={self.retry_after}'
+        return headers
+
+
+class BadMessage(GuardError):
+    """The body is not a JSON-RPC message the guard can authorize."""
+
+    status_code = 400
+    error = "invalid_request"
+    outcome = "error"
+
+    def challenge(self, resource_metadata: str | None) -> str | None:
+        return None

@@ -1,0 +1,216 @@
+"""The guard's decisions, free of any web framework: who is calling, and may they do this.
+
+``authenticate`` turns an ``Authorization`` header into an :class:`Identity` (or a
+:class:`GuardError`); ``authorize`` checks the JSON-RPC calls of one request: scopes,
+policy, then one rate-limit hit that also carries the revocation check. Both run on
+every request, the verified-token cache only saves the signature check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mcpward._clock import Clock, system_clock
+from mcpward.audit import AuditEvent, AuditLog
+from mcpward.guard._errors import (
+    GuardError,
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
+    MissingToken,
+    PolicyDenied,
+    RateLimited,
+)
+from mcpward.guard._identity import Identity
+from mcpward.guard._jsonrpc import Call, Kind
+from mcpward.guard._metrics import GuardMetrics
+from mcpward.guard._policy import Policy
+from mcpward.guard._ratelimit import Bucket, Decision, Limit, RateLimiter
+from mcpward.guard._ratelimit.memory import MemoryRateLimiter
+from mcpward.guard._rfc9728 import ProtectedResourceMetadata
+from mcpward.guard._scopes import ScopeRules
+from mcpward.guard._verify import TokenVerifier
+from mcpward.revocation import RevocationView, TokenRef
+
+# RFC 6750 §2.1 b64token
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Limits applied to every MCP request; ``tools`` adds a per-token limit per tool."""
+
+    per_token: Limit | None = field(default_factory=lambda: Limit(120, 60))
+    per_client: Limit | None = None
+    per_subject: Limit | None = None
+    tools: Mapping[str, Limit] = field(default_factory=dict)
+
+
+class Guard:
+    def __init__(
+        self,
+        *,
+        resource: str,
+        authorization_servers: Sequence[str],
+        verifier: TokenVerifier,
+        rules: ScopeRules,
+        revocations: RevocationView | None = None,
+        rate_limiter: RateLimiter | None = None,
+        rate_limits: RateLimits | None = None,
+        policy: Policy | None = None,
+        audit: AuditLog | None = None,
+        metrics: GuardMetrics | None = None,
+        resource_name: str | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.resource = resource
+        self.verifier = verifier
+        self.rules = rules
+        self.revocations = revocations
+        self.rate_limiter: RateLimiter = rate_limiter or MemoryRateLimiter()
+        self.rate_limits = rate_limits if rate_limits is not None else RateLimits()
+        self.policy = policy
+        # With Redis for both, the revocation check rides in the rate-limit script.
+        self._combined = revocations is not None and self.rate_limiter.covers(revocations)
+        self._separate_view = None if self._combined else revocations
+        self.audit = audit or AuditLog()
+        self.metrics = metrics or GuardMetrics()
+        self.clock = clock
+        self.metadata = ProtectedResourceMetadata(
+            resource=resource,
+            authorization_servers=tuple(authorization_servers),
+            scopes_supported=rules.supported(),
+            resource_name=resource_name,
+        )
+
+    async def start(self) -> None:
+        """Start background work (a table-polling revocation view). Idempotent."""
+        start = getattr(self.revocations, "start", None)
+        if start is not None:
+            await start()
+
+    async def aclose(self) -> None:
+        """Stop background work and close the connections the guard opened itself."""
+        stop = getattr(self.revocations, "stop", None)
+        if stop is not None:
+            await stop()
+        close = getattr(self.verifier, "aclose", None)
+        if close is not None:
+            await close()
+
+    @property
+    def resource_metadata_url(self) -> str:
+        return self.metadata.url
+
+    async def authenticate(self, authorization: Sequence[bytes], query: bytes) -> Identity:
+        if _query_has_token(query):
+            raise InvalidRequest("send the access token in the Authorization header only")
+        if not authorization:
+            raise MissingToken()
+        if len(authorization) > 1:
+            raise InvalidRequest("more than one Authorization header")
+        try:
+            value = authorization[0].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise InvalidToken("the Authorization header is malformed") from exc
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise MissingToken("use the Bearer scheme")
+        token = token.strip()
+        if not token or not _B64TOKEN.fullmatch(token):
+            raise InvalidToken("the access token is malformed")
+        return await self.verifier.verify(token)
+
+    async def authorize(self, identity: Identity, calls: Sequence[Call]) -> None:
+        """Scopes, policy, then revocation + rate limits (one backend round trip)."""
+        missing: set[str] = set()
+        for call in calls:
+            if call.kind is None or call.target is None:
+                continue
+            required = self.rules.required(call.kind, call.target)
+            if required is None:
+                raise PolicyDenied(f"this {call.kind} declares no scopes and is not available")
+            if not required <= identity.scopes:
+                missing |= required
+        if missing:
+            raise InsufficientScope(
+                "the token lacks scopes this call requires",
+                required=missing,
+                held=identity.scopes,
+            )
+        if self.policy is not None:
+            for call in calls:
+                if (
+                    call.kind is not None
+                    and call.target is not None
+                    and not await self.policy.allows(identity, call.kind, call.target)
+                ):
+                    raise PolicyDenied(f"the policy does not allow this {call.kind}")
+        await self.admit(identity, calls)
+
+    async def admit(self, identity: Identity, calls: Sequence[Call] = ()) -> None:
+        """Revocation and rate limits: on every request, cache hit or not."""
+        ref = TokenRef(
+            jti=identity.jti,
+            family=identity.family,
+            subject=identity.subject,
+            client_id=identity.client_id,
+            issued_at=identity.issued_at,
+        )
+        if self._separate_view is not None and await self._separate_view.is_revoked(ref):
+            raise InvalidToken("the access token has been revoked")
+        buckets = self._buckets(
+            identity, [c.target for c in calls if c.kind == "tool" and c.target]
+        )
+        if not buckets and not self._combined:
+            return
+        decision: Decision = await self.rate_limiter.hit(
+            buckets, ref if self._combined else None, self.clock()
+        )
+        if decision.revoked:
+            raise InvalidToken("the access token has been revoked")
+        if not decision.allowed and decision.limit is not None:
+            raise RateLimited(
+                retry_after=decision.retry_after,
+                limit=decision.limit.requests,
+                window=decision.limit.window,
+                policy=decision.policy,
+            )
+
+    def _buckets(self, identity: Identity, tools: Iterable[str]) -> list[Bucket]:
+        limits = self.rate_limits
+        # A token is named by its jti; without one, by what identifies it best.
+        token_key = identity.jti or f"{identity.client_id}|{identity.subject}|{identity.issued_at}"
+        buckets: list[Bucket] = []
+        if limits.per_token is not None:
+            buckets.append(Bucket(f"t:{token_key}", limits.per_token, "token"))
+        if limits.per_client is not None:
+            buckets.append(Bucket(f"c:{identity.client_id}", limits.per_client, "client"))
+        if limits.per_subject is not None:
+            buckets.append(Bucket(f"s:{identity.subject}", limits.per_subject, "subject"))
+        for tool in tools:
+            limit = limits.tools.get(tool)
+            if limit is not None:
+                buckets.append(Bucket(f"t:{token_key}:tool:{tool}", limit, "tool"))
+        return buckets
+
+    def visible(self, identity: Identity, kind: Kind, target: str) -> bool:
+        """Whether a list result should show this target to this caller (scopes only; the
+        policy is asked at call time)."""
+        required = self.rules.required(kind, target)
+        return required is not None and required <= identity.scopes
+
+    def emit(self, event: AuditEvent) -> None:
+        self.audit.emit(event)
+
+    def error_response(self, error: GuardError) -> tuple[int, dict[str, str], bytes]:
+        return error.status_code, error.headers(self.resource_metadata_url), error.body()
+
+
+def _query_has_token(query: bytes) -> bool:
+    if not query:
+        return False
+    lowered = query.lower()
+    return lowered.startswith(b"access_token=") or b"&access_token=" in lowered

@@ -1,0 +1,76 @@
+"""Per-token, per-client and per-subject rate limits: a sliding-window counter.
+
+The estimate for a window of ``w`` seconds is ``previous * (w - elapsed) / w + current``
+(the approach of Cloudflare and Upstash's ``slidingWindow``): two counters per bucket, no
+per-request log, and atomic in one Redis script.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mcpward.revocation import TokenRef
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    requests: int
+    window: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.requests < 1 or self.window <= 0:
+            raise ValueError("a rate limit needs requests >= 1 and window > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    key: str
+    limit: Limit
+    # Named in the RateLimit headers: token, client, subject or tool.
+    policy: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    revoked: bool = False
+    # The tightest bucket: for RateLimit headers and Retry-After.
+    limit: Limit | None = None
+    remaining: int = 0
+    retry_after: float = 0.0
+    policy: str = "default"
+
+
+class RateLimiter(Protocol):
+    def covers(self, view: object) -> bool:
+        """Whether ``hit`` can answer ``view``'s revocation question in the same round
+        trip (then the guard passes the token to ``hit`` instead of asking ``view``)."""
+        ...
+
+    async def hit(self, buckets: Sequence[Bucket], token: TokenRef | None, now: float) -> Decision:
+        """Count one request against every bucket, unless one is exhausted (then none)."""
+        ...
+
+
+def window_state(previous: float, current: float, limit: Limit, now: float) -> tuple[float, float]:
+    """(estimated count, seconds until one more request fits if it does not now)."""
+    window = limit.window
+    elapsed = now - math.floor(now / window) * window
+    weight = (window - elapsed) / window
+    estimate = previous * weight + current
+    if estimate + 1 <= limit.requests:
+        return estimate, 0.0
+    if current + 1 > limit.requests:
+        # Not before the next window, and then `current` becomes `previous`.
+        return estimate, window - elapsed + (
+            window * (current + 1 - limit.requests) / max(current, 1)
+        )
+    # The previous window's weight must fall by the excess.
+    excess = estimate + 1 - limit.requests
+    return estimate, min(window - elapsed, excess * window / previous)
+
+
+__all__ = ["Bucket", "Decision", "Limit", "RateLimiter", "window_state"]

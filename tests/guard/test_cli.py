@@ -1,0 +1,156 @@
+"""``mcpward manifest`` and ``mcpward gateway`` run as real processes against the real
+authorization server; the gateway process learns of revocations by polling the
+authorization server's database (cross-process)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from redis.asyncio import Redis
+
+from mcpward.demo import create_demo_app
+from mcpward.revocation.redis import RedisRevocations
+from mcpward.server import create_app
+from mcpward.testing import authorization_server
+from tests.conftest import serve as serve_in_loop
+
+from .support import bearer_client, free_port, serve
+
+MCPWARD = [sys.executable, "-m", "mcpward"]
+
+
+async def run(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *MCPWARD, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_manifest_command_prints_the_source_document_format(tmp_path: Path) -> None:
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    async with (
+        authorization_server(tmp_path, issuer=issuer) as authority,
+        serve_in_loop(create_app(authority.server), port),
+    ):
+        code, out, err = await run("manifest", "--issuer", issuer, "--client-id", "mcp-orders")
+    assert code == 0, err
+    manifest = json.loads(out)
+    assert manifest["name"] == "orders"
+    assert manifest["oauth"] == {
+        "authorization_url": f"{issuer}/authorize",
+        "token_url": f"{issuer}/token",
+        "scopes": ["orders.read", "orders.write", "refund.admin"],
+        "client_id": "mcp-orders",
+    }
+    tools = {t["name"]: t["scopes_required"] for t in manifest["tools"]}
+    assert tools["search_orders"] == ["orders.read"]
+    assert tools["refund_order"] == ["orders.write", "refund.admin"]
+
+
+async def test_cli_errors_are_clear(tmp_path: Path) -> None:
+    bad = tmp_path / "tools.json"
+    bad.write_text('{"name": "x", "tools": [{"scopes_required": ["a"]}]}')
+    code, _, err = await run(
+        "gateway", "--upstream", "http://127.0.0.1:1/mcp", "--issuer", "http://x", "--manifest",
+        str(bad),
+    )  # fmt: skip
+    assert code != 0
+    assert "tools[0] needs a string 'name'" in err
+    assert "Traceback" not in err
+    code, _, err = await run("manifest", "--issuer", f"http://127.0.0.1:{free_port()}")
+    assert code != 0 and "discovery failed" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("backend", ["table", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_gateway_process_honours_revocation(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The gateway as its own process learns of an offboarded user from the authorization
+    server: by polling its database every 0.2 s, or through Redis (published by the
+    authorization server before it answers). The measured delay is printed."""
+    as_port, gw_port = free_port(), free_port()
+    issuer = f"http://127.0.0.1:{as_port}"
+    resource = f"http://127.0.0.1:{gw_port}/mcp"
+    upstream_app, _ = create_demo_app()
+    if backend == "redis":
+        redis_url: str = request.getfixturevalue("redis_url")
+        redis = Redis.from_url(redis_url)
+        feed = ["--redis", redis_url]
+    else:
+        feed = ["--poll-interval", "0.2"]
+    async with authorization_server(tmp_path, issuer=issuer) as authority:
+        if backend == "redis":
+            # The authorization server publishes to Redis as well as to its own table.
+            authority.server.publisher = RedisRevocations(redis)
+        else:
+            feed += ["--revocations-db", authority.server.settings.resolved_database_url()]
+        async with serve_in_loop(create_app(authority.server), as_port):
+            with serve(upstream_app) as upstream:
+                proc = await asyncio.create_subprocess_exec(
+                    *MCPWARD, "gateway",
+                    "--upstream", f"{upstream}/mcp",
+                    "--issuer", issuer,
+                    "--resource", resource,
+                    "--port", str(gw_port),
+                    *feed,
+                    "--audit", f"file:{tmp_path / 'audit.jsonl'}",
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                )  # fmt: skip
+                try:
+                    await _wait_http(resource)
+                    token = authority.token("orders.read", resource=resource, subject="frank")
+                    http = bearer_client(token)
+                    async with Client(streamable_http_client(resource, http_client=http)) as c:
+                        result = await c.call_tool("search_orders", {"query": "acme"})
+                        assert "ord_1001" in str(result.structured_content)
+                        await authority.offboard("frank")
+                        revoked = time.perf_counter()
+                        still_served = 0
+                        while True:
+                            try:
+                                await c.call_tool("search_orders", {})
+                            except MCPError:
+                                break
+                            still_served += 1
+                            assert time.perf_counter() - revoked < 5
+                        delay = time.perf_counter() - revoked
+                finally:
+                    proc.terminate()
+                    await proc.wait()
+    print(
+        f"gateway process, revocation via {backend}: refused after {delay * 1000:.1f} ms, "
+        f"{still_served} request(s) still served"
+    )
+    if backend == "redis":
+        await redis.aclose()
+        assert still_served == 0  # the very next request
+    assert delay < 1.5
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    outcomes = [e["outcome"] for e in audit if e.get("tool") == "search_orders"]
+    assert outcomes[0] == "ok" and outcomes[-1] == "unauthorized"
+    assert all(token not in line for line in (tmp_path / "audit.jsonl").read_text().splitlines())
+
+
+async def _wait_http(url: str) -> None:
+    deadline = time.monotonic() + 20
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                await http.get(url)
+                return
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)

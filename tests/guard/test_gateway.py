@@ -1,0 +1,187 @@
+"""The gateway in front of a real ``mcp`` SDK server (standing in for a server in any
+language), driven by the real SDK client: sessions, SSE streaming, no token passthrough."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.mcpserver import Context
+from mcp.shared.exceptions import MCPError
+
+from mcpward.audit import AuditLog, MemorySink
+from mcpward.demo import create_demo_server, demo_manifest
+from mcpward.guard import Manifest, StaticKeys, make_guard
+from mcpward.guard.gateway import create_gateway
+
+from .support import Minter, bearer_client, eventually, free_port, serve
+
+UPSTREAM_KEY = "upstream-service-key"
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[tuple[str, Minter, MemorySink]]:
+    server = create_demo_server(progress_delay=0.2)
+
+    @server.tool(description="What the upstream server saw")
+    def upstream_view(ctx: Context) -> dict[str, Any]:
+        headers = ctx.headers or {}
+        return {"authorization": headers.get("authorization")}
+
+    manifest_dict = demo_manifest().to_dict()
+    manifest_dict["tools"].append({"name": "upstream_view", "scopes_required": []})
+    manifest = Manifest.from_dict(manifest_dict)
+
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    minter = Minter(resource=resource)
+    sink = MemorySink()
+    with serve(server.streamable_http_app()) as upstream:
+        guard = make_guard(
+            issuer=minter.issuer,
+            resource=resource,
+            manifest=manifest,
+            keys=StaticKeys(minter.jwks()),
+            audit=AuditLog([sink]),
+        )
+        app = create_gateway(
+            f"{upstream}/mcp", guard, upstream_headers={"Authorization": f"Bearer {UPSTREAM_KEY}"}
+        )
+        with serve(app, port) as base:
+            yield f"{base}/mcp", minter, sink
+
+
+async def test_session_tools_and_no_token_passthrough(gateway: Any) -> None:
+    url, minter, sink = gateway
+    token = minter.mint("orders.read")
+    async with Client(streamable_http_client(url, http_client=bearer_client(token))) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+        assert names == {"search_orders", "export_orders", "whoami", "upstream_view"}
+        result = await c.call_tool("search_orders", {"query": "paid"})
+        assert "ord_1003" in str(result.structured_content)
+        seen = await c.call_tool("upstream_view", {})
+    # The upstream saw the injected credential, never the client's token.
+    assert seen.structured_content == {"authorization": f"Bearer {UPSTREAM_KEY}"}
+    await eventually(lambda: any(e.get("method") == "server/discover" for e in sink.events()))
+
+
+async def test_handshake_era_client_session_through_the_gateway(gateway: Any) -> None:
+    """A 2025-11-25 client: initialize, a session (Mcp-Session-Id both ways), the GET
+    stream, and the DELETE that ends the session, all through the gateway."""
+    url, minter, sink = gateway
+    token = minter.mint("orders.read", sub="ivy")
+    http = bearer_client(token)
+    async with Client(streamable_http_client(url, http_client=http), mode="legacy") as c:
+        assert c.protocol_version == "2025-11-25"
+        result = await c.call_tool("search_orders", {"query": "paid"})
+        assert not result.is_error
+
+    def methods() -> list[tuple[str, str]]:
+        return [
+            (e["method"], e["outcome"])
+            for e in sink.events()
+            if e.get("subject") == "ivy" and e["event"] == "mcp.request"
+        ]
+
+    await eventually(lambda: ("DELETE", "ok") in methods())
+    assert ("initialize", "ok") in methods()
+    assert ("tools/call", "ok") in methods()
+
+
+async def test_sse_progress_streams_through_as_it_arrives(gateway: Any) -> None:
+    """Progress events arrive one by one (0.2 s apart upstream), not in one lump at the
+    end: each is seen before the tool's result."""
+    url, minter, _ = gateway
+    import time
+
+    arrivals: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        arrivals.append(time.monotonic())
+
+    token = minter.mint("orders.read")
+    async with Client(streamable_http_client(url, http_client=bearer_client(token))) as c:
+        result = await c.call_tool("export_orders", {"batches": 3}, progress_callback=on_progress)
+        done = time.monotonic()
+    assert not result.is_error
+    assert len(arrivals) == 3
+    # Streamed: the first event came well before the result (>= one 0.2 s step).
+    assert done - arrivals[0] >= 0.3
+
+
+async def test_gateway_denies_per_tool_with_403(gateway: Any) -> None:
+    url, minter, sink = gateway
+    token = minter.mint("orders.read", sub="mallory")
+    async with Client(streamable_http_client(url, http_client=bearer_client(token))) as c:
+        with pytest.raises(MCPError):
+            await c.call_tool("refund_order", {"order_id": "ord_1001"})
+    await eventually(lambda: any(e.get("subject") == "mallory" for e in sink.events()))
+    events = [e for e in sink.events() if e.get("subject") == "mallory" and e.get("tool")]
+    assert [e["outcome"] for e in events] == ["forbidden"]
+
+
+async def test_gateway_without_token_and_prm(gateway: Any) -> None:
+    url, _, _ = gateway
+    base = url.removesuffix("/mcp")
+    async with httpx.AsyncClient() as http:
+        r = await http.get(url, headers={"accept": "text/event-stream"})
+        assert r.status_code == 401
+        prm = (await http.get(f"{base}/.well-known/oauth-protected-resource/mcp")).json()
+    assert prm["resource"] == url
+
+
+async def test_upstream_down_is_502(minter: Minter) -> None:
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    m = Minter(resource=resource)
+    guard = make_guard(
+        issuer=m.issuer,
+        resource=resource,
+        manifest=demo_manifest(),
+        keys=StaticKeys(m.jwks()),
+    )
+    app = create_gateway(f"http://127.0.0.1:{free_port()}/mcp", guard)
+    with serve(app, port) as base:
+        async with httpx.AsyncClient() as http:
+            r = await http.post(
+                f"{base}/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                headers={"authorization": f"Bearer {m.mint()}"},
+            )
+    assert r.status_code == 502
+
+
+async def test_upstream_refusing_the_gateway_credential_is_502_not_401() -> None:
+    """Were the upstream's 401 passed on, the client would re-authorize in vain."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def refuse(request: Request) -> Response:
+        challenge = {"www-authenticate": 'Bearer error="invalid_token"'}
+        return Response("no", status_code=401, headers=challenge)
+
+    refusing = Starlette(routes=[Route("/mcp", refuse, methods=["POST"])])
+
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    m = Minter(resource=resource)
+    guard = make_guard(
+        issuer=m.issuer, resource=resource, manifest=demo_manifest(), keys=StaticKeys(m.jwks())
+    )
+    with serve(refusing) as upstream:
+        app = create_gateway(f"{upstream}/mcp", guard)
+        with serve(app, port) as base:
+            async with httpx.AsyncClient() as http:
+                r = await http.post(
+                    f"{base}/mcp",
+                    json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                    headers={"authorization": f"Bearer {m.mint()}"},
+                )
+    assert r.status_code == 502
+    assert "www-authenticate" not in r.headers
