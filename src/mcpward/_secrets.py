@@ -45,7 +45,7 @@ def is_well_formed(value: str, kind: CredentialKind) -> bool:
     if not value.startswith(head) or len(value) != len(head) + _BODY_LEN + _CHECK_LEN:
         return False
     rest = value[len(head) :]
-    if not all(c in _ALPHABET for c in rest):
+    if not (rest.isascii() and rest.isalnum()):  # exactly the base62 alphabet
         return False
     body, check = rest[:_BODY_LEN], rest[_BODY_LEN:]
     return hmac.compare_digest(_checksum(body), check)

@@ -12,10 +12,12 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal, Protocol
+
+import orjson
 
 from mcpward._clock import Clock, system_clock
 
@@ -51,14 +53,23 @@ class AuditEvent:
     timestamp: float | None = None
 
     def to_json(self, now: float) -> str:
-        record = {k: v for k, v in asdict(self).items() if v not in (None, (), [], {})}
+        # Field by field rather than dataclasses.asdict, which deep-copies: this runs on
+        # every token issued and every tool call.
+        record: dict[str, object] = {}
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value is not None and value != () and value != {} and value != []:
+                record[name] = value
         record["scopes"] = list(self.scopes)
         record["timestamp"] = (
             datetime.fromtimestamp(self.timestamp or now, tz=UTC)
             .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z")
         )
-        return json.dumps(record, separators=(",", ":"), sort_keys=True)
+        return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+
+
+_FIELDS = tuple(f.name for f in fields(AuditEvent))
 
 
 class AuditSink(Protocol):

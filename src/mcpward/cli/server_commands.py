@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,18 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
         finally:
             await server.close()
 
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(run())
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it): uvicorn picks it only when it
+    owns the loop, and here we do."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop does not build everywhere
+        return None
+    return uvloop.new_event_loop
 
 
 def _announce_demo(settings: Settings, creds: object) -> None:

