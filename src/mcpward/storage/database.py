@@ -6,14 +6,18 @@ to the newest revision and is what ``mcpward serve`` and ``mcpward db upgrade`` 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -22,9 +26,39 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE_OPTION = "mcpward_write"
 
 
-def writer(engine: AsyncEngine) -> AsyncEngine:
+class Writer:
+    """Write transactions on an engine's pool.
+
+    On SQLite there is one writer at a time anyway; queueing this process's writers on an
+    asyncio lock (fair, first come first served) replaces SQLite's busy handler, which
+    retries with sleeps of up to 100 ms and starves unlucky waiters (measured: refresh
+    p99 over 1 s at 16 concurrent rotations). Other processes still wait on busy_timeout.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._lock = (
+            _sqlite_write_locks.setdefault(engine.sync_engine, asyncio.Lock())
+            if (engine.dialect.name == "sqlite")
+            else None
+        )
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        if self._lock is None:
+            async with self._engine.begin() as conn:
+                yield conn
+            return
+        async with self._lock, self._engine.begin() as conn:
+            yield conn
+
+
+_sqlite_write_locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def writer(engine: AsyncEngine) -> Writer:
     """The same engine and pool, for transactions that write."""
-    return engine.execution_options(**{WRITE_OPTION: True})
+    return Writer(engine)
 
 
 class StorageUnavailable(Exception):

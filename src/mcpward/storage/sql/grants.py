@@ -101,43 +101,37 @@ class SqlGrants:
     # -- refresh tokens ---------------------------------------------------------------
 
     async def get_refresh(self, token_hash: str) -> tuple[RefreshRecord, FamilyRecord] | None:
+        query = (
+            select(refresh_tokens, token_families)
+            .join(token_families, token_families.c.id == refresh_tokens.c.family_id)
+            .where(refresh_tokens.c.token_hash == token_hash)
+        )
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
-                )
-            ).first()
-            if row is None:
-                return None
-            fam = (
-                await conn.execute(
-                    select(token_families).where(token_families.c.id == row.family_id)
-                )
-            ).first()
-        if fam is None:  # pragma: no cover - prevented by the foreign key
+            row = (await conn.execute(query)).first()
+        if row is None:
             return None
-        return to_record(RefreshRecord, row), to_record(FamilyRecord, fam)
+        values = row._mapping
+        refresh = RefreshRecord(**{c.name: values[c] for c in refresh_tokens.c})
+        family = FamilyRecord(**{c.name: values[c] for c in token_families.c})
+        return refresh, family
 
     async def rotate_refresh(self, old_hash: str, now: float, new: RefreshRecord) -> bool:
         """Spend ``old_hash`` and store its successor, atomically. False when it was
-        already spent (then nothing is written)."""
+        already spent or its family revoked meanwhile (then nothing is written)."""
+        live_family = select(token_families.c.id).where(
+            token_families.c.id == new.family_id, token_families.c.revoked_at.is_(None)
+        )
         async with self._writer.begin() as conn:
             result = await conn.execute(
                 update(refresh_tokens)
                 .where(
                     refresh_tokens.c.token_hash == old_hash,
                     refresh_tokens.c.used_at.is_(None),
+                    refresh_tokens.c.family_id.in_(live_family),
                 )
                 .values(used_at=now)
             )
             if result.rowcount != 1:
-                return False
-            revoked = (
-                await conn.execute(
-                    select(token_families.c.revoked_at).where(token_families.c.id == new.family_id)
-                )
-            ).scalar_one()
-            if revoked is not None:
                 return False
             await conn.execute(refresh_tokens.insert().values(**to_values(new)))
         return True

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mcpward.storage.database import writer
 from mcpward.storage.schema import client_metadata_documents as documents
 
 
@@ -27,6 +28,7 @@ class CachedDocument:
 class SqlMetadataDocuments:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._writer = writer(engine)
 
     async def get(self, url: str) -> CachedDocument | None:
         async with self._engine.connect() as conn:
@@ -57,16 +59,16 @@ class SqlMetadataDocuments:
         else:
             lite = sqlite.insert(documents).values(**values)
             statement = lite.on_conflict_do_update(index_elements=["url"], set_=changes)
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             await conn.execute(statement)
 
     async def delete(self, url: str) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             result = await conn.execute(delete(documents).where(documents.c.url == url))
         return result.rowcount > 0
 
     async def purge_expired(self, now: float) -> int:
         """Drop documents whose cache lifetime has ended; returns how many."""
-        async with self._engine.begin() as conn:
+        async with self._writer.begin() as conn:
             result = await conn.execute(delete(documents).where(documents.c.expires_at <= now))
         return int(result.rowcount)

@@ -1,0 +1,59 @@
+// The benchmark baseline: node oidc-provider (a certified OpenID provider), one process,
+// issuing ES256 JWT access tokens (RFC 9068) by client_credentials for a resource
+// indicator (RFC 8707). Run by bench/token_endpoint.py with cwd=tests/node so that
+// oidc-provider resolves from tests/node/node_modules.
+// Usage: node oidc_provider_baseline.mjs PORT RESOURCE CLIENT_ID CLIENT_SECRET
+import { generateKeyPairSync } from 'node:crypto';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(path.join(process.cwd(), 'package.json'));
+const { default: Provider } = await import(require.resolve('oidc-provider'));
+
+const [port, resource, clientId, clientSecret] = process.argv.slice(2);
+const issuer = `http://127.0.0.1:${port}`;
+const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'bench-es256', alg: 'ES256', use: 'sig' };
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: clientId,
+      client_secret: clientSecret,
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'ES256',
+    },
+  ],
+  jwks: { keys: [jwk] },
+  scopes: ['orders.read', 'orders.write'],
+  ttl: { ClientCredentials: 900 },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => resource,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (_ctx, indicator) => {
+        if (indicator !== resource) throw new Error('unknown resource');
+        return {
+          scope: 'orders.read orders.write',
+          audience: indicator,
+          accessTokenTTL: 900,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'ES256' } },
+        };
+      },
+    },
+  },
+});
+provider.proxy = false;
+const server = provider.listen(Number(port), '127.0.0.1', () => {
+  process.stdout.write(`ready ${issuer}\n`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+// Keep-alive connections from the load generator would hold server.close() open.
+process.on('SIGTERM', () => setTimeout(() => process.exit(0), 2000).unref());
