@@ -26,3 +26,4 @@ def main() -> None:
 from mcpward.cli import server_commands as _server_commands  # noqa: E402,F401
 from mcpward.cli import guard_commands as _guard_commands  # noqa: E402,F401
 from mcpward.cli import users_commands as _users_commands  # noqa: E402,F401
+from mcpward.cli import client_commands as _client_commands  # noqa: E402,F401
