@@ -23,7 +23,7 @@ def main() -> None:
 
 
 # Subcommand registrations: one line per module, each module owns its commands.
-from mcpward.cli import server_commands as _server_commands  # noqa: E402,F401
-from mcpward.cli import guard_commands as _guard_commands  # noqa: E402,F401
-from mcpward.cli import users_commands as _users_commands  # noqa: E402,F401
 from mcpward.cli import client_commands as _client_commands  # noqa: E402,F401
+from mcpward.cli import guard_commands as _guard_commands  # noqa: E402,F401
+from mcpward.cli import server_commands as _server_commands  # noqa: E402,F401
+from mcpward.cli import users_commands as _users_commands  # noqa: E402,F401
