@@ -111,7 +111,7 @@ class UpstreamProvider(BaseModel):
     def _https(cls, value: str) -> str:
         value = value.rstrip("/")
         parts = urlsplit(value)
-        loopback = is_loopback_host(parts.hostname or "")
+        loopback = is_loopback_host(parts.hostname)
         if parts.scheme == "https" or (parts.scheme == "http" and loopback):
             return value
         raise ValueError("an upstream issuer must be https:// (plain http only on loopback)")
@@ -217,7 +217,7 @@ class Settings(BaseSettings):
             raise ValueError("the issuer has no query or fragment (RFC 8414 §2)")
         if parts.scheme == "https":
             return value
-        if parts.scheme == "http" and is_loopback_host(parts.hostname or ""):
+        if parts.scheme == "http" and is_loopback_host(parts.hostname):
             return value
         raise ValueError("the issuer must be https:// (plain http only on loopback addresses)")
 
@@ -286,7 +286,10 @@ class _SecretFreeToml(TomlConfigSettingsSource):
         return data
 
 
-def is_loopback_host(host: str) -> bool:
+def is_loopback_host(host: str | None) -> bool:
+    """``localhost`` or a loopback IP literal (brackets allowed)."""
+    if not host:
+        return False
     if host == "localhost":
         return True
     try:

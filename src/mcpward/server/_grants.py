@@ -303,19 +303,7 @@ async def _refresh_reused(
     grace = server.settings.refresh_reuse_grace
     if grace > 0 and now - used_at <= grace:
         raise InvalidGrant("the refresh token was just rotated")
-    revocation = await server.store.grants.revoke_family(
-        family.id, now, "refresh_reuse", now + server.revocation_ttl
-    )
-    await server.publish([revocation])
-    server.audit.emit(
-        AuditEvent(
-            "refresh.reuse_detected",
-            "reuse_detected",
-            client_id=family.client_id,
-            subject=family.subject,
-            audience=family.resource,
-            reason="invalid_grant",
-            detail={"family": family.id},
-        )
+    await server.revoke_family(
+        family, reason="refresh_reuse", event="refresh.reuse_detected", outcome="reuse_detected"
     )
     raise InvalidGrant("the refresh token was already used; the grant has been revoked")

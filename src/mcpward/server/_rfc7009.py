@@ -38,20 +38,8 @@ async def revoke(
         _, family = found
         if family.client_id != client_id:
             _refused(server, client_id)
-        now = server.clock()
-        revocation = await server.store.grants.revoke_family(
-            family.id, now, "revoked_by_client", now + server.revocation_ttl
-        )
-        await server.publish([revocation])
-        server.audit.emit(
-            AuditEvent(
-                "token.revoked",
-                "ok",
-                client_id=client_id,
-                subject=family.subject,
-                audience=family.resource,
-                detail={"family": family.id, "token_type": "refresh_token"},
-            )
+        await server.revoke_family(
+            family, reason="revoked_by_client", event="token.revoked", outcome="ok"
         )
         return
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import re
 import warnings
@@ -47,6 +46,7 @@ from starlette.requests import Request
 
 from mcpward._secrets import new_id
 from mcpward.audit import AuditEvent
+from mcpward.config import is_loopback_host
 from mcpward.server import _scopes
 from mcpward.server.clients import AUTH_METHODS, GRANT_TYPES
 from mcpward.server.errors import (
@@ -438,17 +438,6 @@ def _scope(
 
 
 # -- redirect URIs ----------------------------------------------------------------------
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _parse_redirect_uri(uri: str) -> SplitResult:

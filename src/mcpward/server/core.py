@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mcpward._clock import Clock, system_clock
-from mcpward.audit import AuditEvent, AuditLog, sink_from_spec
+from mcpward.audit import AuditEvent, AuditLog, Outcome, sink_from_spec
 from mcpward.config import Settings
 from mcpward.revocation import NullPublisher, Revocation, RevocationPublisher
 from mcpward.server._client_auth import ClientAuthenticator
@@ -19,7 +19,7 @@ from mcpward.server._rfc9068 import IssuedAccessToken, mint_access_token
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.errors import InvalidTarget
 from mcpward.server.keys import KeyRing
-from mcpward.storage.records import ResourceRecord
+from mcpward.storage.records import FamilyRecord, ResourceRecord
 from mcpward.storage.sql import SqlStore
 
 log = logging.getLogger("mcpward.server")
@@ -204,6 +204,29 @@ class AuthorizationServer:
         items = [r for r in revocations if r is not None]
         if items:
             await self.publisher.publish(items)
+
+    async def revoke_family(
+        self, family: FamilyRecord, *, reason: str, event: str, outcome: Outcome
+    ) -> Revocation | None:
+        """Revoke a grant: every refresh token of the family, and (through the revocations
+        feed) every access token issued from it. Audited as ``event``."""
+        now = self.clock()
+        revocation = await self.store.grants.revoke_family(
+            family.id, now, reason, now + self.revocation_ttl
+        )
+        await self.publish([revocation])
+        self.audit.emit(
+            AuditEvent(
+                event,
+                outcome,
+                client_id=family.client_id,
+                subject=family.subject,
+                audience=family.resource,
+                reason=reason,
+                detail={"family": family.id},
+            )
+        )
+        return revocation
 
     async def revoke_subject(self, subject: str, reason: str = "offboarded") -> Revocation:
         """Every grant and access token of a user, at once (offboarding)."""
