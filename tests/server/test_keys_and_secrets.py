@@ -6,9 +6,14 @@ import stat
 from pathlib import Path
 
 import jwt
+import pytest
 
-from mcpward._secrets import is_well_formed
-from mcpward.server.secret_sink import DirectorySink
+from mcpward._secrets import is_well_formed, new_credential
+from mcpward.audit import AuditLog
+from mcpward.config import Settings
+from mcpward.server import AuthorizationServer
+from mcpward.server.clients import NewSecret
+from mcpward.server.secret_sink import CommandSink, DirectorySink
 from tests.server.conftest import RESOURCE, Running
 
 
@@ -103,3 +108,45 @@ async def test_secrets_and_refresh_tokens_stored_as_hashes(sqlite_running: Runni
         rows = (await conn.exec_driver_sql("SELECT * FROM client_secrets")).all()
     assert rows and all(secret not in str(row) for row in rows)
     assert all(len(row.secret_hash) == 64 for row in rows)
+
+
+async def test_signing_keys_are_encrypted_at_rest(sqlite_running: Running) -> None:
+    r = sqlite_running
+    [record] = r.server.keys.records()
+    async with r.server.store.engine.connect() as conn:
+        blob = (await conn.exec_driver_sql("SELECT private_jwk_enc FROM signing_keys")).scalar()
+    assert isinstance(blob, bytes)
+    # The private scalar "d" of the key must not be readable in the stored bytes.
+    private = r.server.keys.signing_key().key.as_dict(private=True)
+    assert str(private["d"]).encode() not in blob
+    assert b'"d"' not in blob
+    assert record.public_jwk["x"] == private["x"]
+
+
+async def test_eddsa_tokens_verify_with_an_independent_library(tmp_path: Path) -> None:
+    settings = Settings(issuer="http://127.0.0.1:8400", data_dir=tmp_path, signing_alg="EdDSA")
+    server = await AuthorizationServer.open(settings, audit=AuditLog([]))
+    try:
+        issued = server.mint(subject="s", client_id="c", resource=RESOURCE, scope="orders.read")
+        header = jwt.get_unverified_header(issued.token)
+        assert header["alg"] == "EdDSA"
+        key = jwt.PyJWKSet.from_dict(server.keys.jwks())[header["kid"]]
+        claims = jwt.decode(issued.token, key, algorithms=["EdDSA"], audience=RESOURCE)
+        assert claims["scope"] == "orders.read"
+    finally:
+        await server.close()
+
+
+async def test_command_sink_gets_the_secret_on_stdin(tmp_path: Path) -> None:
+    out = tmp_path / "received"
+    script = tmp_path / "push-secret.sh"
+    script.write_text(f'#!/bin/sh\n{{ echo "$MCPWARD_CLIENT_ID"; cat; }} > {out}\n')
+    script.chmod(0o700)
+    secret = NewSecret("agent-backfill", new_credential("cs"), 0.0)
+    await CommandSink(str(script)).deliver(secret)
+    assert out.read_text().split() == ["agent-backfill", secret.secret]
+
+    failing = CommandSink("/bin/false")
+    with pytest.raises(RuntimeError) as caught:
+        await failing.deliver(secret)
+    assert secret.secret not in str(caught.value)
