@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import stat
 import subprocess
 import sys
@@ -20,12 +21,19 @@ from tests.services import free_port
 
 
 @contextmanager
-def running_serve(data_dir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+def running_serve(
+    data_dir: Path,
+    port: int,
+    extra_env: dict[str, str] | None = None,
+    verify: ssl.SSLContext | None = None,
+) -> Iterator[subprocess.Popen[str]]:
     env = {
         **os.environ,
         "MCPWARD_DATA_DIR": str(data_dir),
         "MCPWARD_CONFIG": str(data_dir / "absent.toml"),
+        **(extra_env or {}),
     }
+    scheme = "https" if verify is not None else "http"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mcpward", "serve", "--demo", "--port", str(port)],
         env=env,
@@ -37,7 +45,8 @@ def running_serve(data_dir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                ready = httpx.get(f"{scheme}://127.0.0.1:{port}/readyz", verify=verify or True)
+                if ready.status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -142,3 +151,60 @@ async def test_demo_mcp_server_is_guarded_and_honours_cli_revocation(tmp_path: P
                     break
                 assert time.monotonic() < deadline, "revocation did not reach the guard"
                 await asyncio.sleep(0.1)
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, made here: TLS served directly, without a proxy."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_serves_tls_directly(tmp_path: Path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    port = free_port()
+    issuer = f"https://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=str(cert))
+    env = {
+        "MCPWARD_ISSUER": issuer,
+        "MCPWARD_TLS_CERT_FILE": str(cert),
+        "MCPWARD_TLS_KEY_FILE": str(key),
+    }
+    with running_serve(tmp_path, port, env, verify=verify):
+        meta = httpx.get(issuer + "/.well-known/oauth-authorization-server", verify=verify)
+        assert meta.json()["token_endpoint"] == issuer + "/token"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz")
