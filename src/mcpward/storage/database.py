@@ -129,9 +129,9 @@ def _alembic_config(url: str) -> Any:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Run the Alembic migrations on ``engine`` up to ``revision``."""
-    from alembic import command
-
+    # Alembic announces every plugin it loads at INFO; operators need only problems.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from alembic import command
 
     def _run(connection: Connection) -> None:
         config = _alembic_config(str(engine.url))
