@@ -129,7 +129,8 @@ def build_app(server: AuthorizationServer, *, demo: bool) -> Starlette:
     other replicas) at its next poll of the revocations table."""
     from mcpward.server.pages import page_routes
 
-    table: list[BaseRoute] = [*routes(server), *page_routes(server)]
+    pages = page_routes(server)
+    table: list[BaseRoute] = [*routes(server), *pages.routes]
     protected = None
     revocations = None
     if demo:
@@ -147,6 +148,7 @@ def build_app(server: AuthorizationServer, *, demo: bool) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with maintained(server), contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(pages.aclose)
             if revocations is not None and protected is not None:
                 await stack.enter_async_context(revocations)
                 # Starlette runs no lifespan of mounted apps: the SDK's session manager

@@ -160,13 +160,13 @@ async def start_site(
     await server.register_resource(
         ResourceRecord(uri=resource, name="Orders", scopes=SCOPES, tools=tools or TOOLS)
     )
-    app = Starlette(
-        routes=routes(server) + page_routes(server, pages or PagesSettings()) + (extra_routes or [])
-    )
+    page_table = page_routes(server, pages or PagesSettings())
+    app = Starlette(routes=routes(server) + page_table.routes + (extra_routes or []))
     try:
         async with serve(app, port) as url:
             yield Site(server, url, sink, clock, resource)
     finally:
+        await page_table.aclose()
         await server.close()
 
 

@@ -52,12 +52,17 @@ async def maintained(server: AuthorizationServer) -> AsyncIterator[None]:
 
 
 def create_app(server: AuthorizationServer) -> Starlette:
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with maintained(server):
-            yield
-        await server.close()
-
     from mcpward.server.pages import page_routes
 
-    return Starlette(routes=routes(server) + page_routes(server), lifespan=lifespan)
+    pages = page_routes(server)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with maintained(server):
+                yield
+        finally:
+            await pages.aclose()
+        await server.close()
+
+    return Starlette(routes=routes(server) + pages.routes, lifespan=lifespan)

@@ -139,6 +139,7 @@ class AuthorizationServer:
                 await self.reload_resources()
                 await self.store.grants.purge_expired(self.clock())
                 await self.metadata_documents.documents.purge_expired(self.clock())
+                await self.store.sessions.purge_expired(self.clock())
             except Exception as exc:  # keep serving; readiness reports storage trouble
                 log.warning("maintenance failed: %s", type(exc).__name__)
 

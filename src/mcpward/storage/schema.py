@@ -222,3 +222,14 @@ client_metadata_documents = Table(
     Column("fetched_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
 )
+
+# Browser sessions of the sign-in pages ended on the server (sign out) before their signed
+# cookie expires: a copied cookie is refused by every replica. Keyed by the SHA-256 of the
+# session id; a row is purged once the session would have expired anyway.
+revoked_sessions = Table(
+    "revoked_sessions",
+    metadata,
+    Column("sid_hash", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_revoked_sessions_expires_at", "expires_at"),
+)

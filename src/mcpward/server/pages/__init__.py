@@ -2,20 +2,20 @@
 passwords and optional TOTP, or an upstream OpenID Connect provider), consent, the
 account page and sign out.
 
-``page_routes(server, settings)`` gives the Starlette routes; mount them next to
-:func:`mcpward.server.routes`.
+``page_routes(server, settings)`` gives a :class:`PageRoutes`: mount its ``routes`` next
+to :func:`mcpward.server.routes`, and ``await aclose()`` it when the application stops.
 """
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
-
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.pages._passwords import hash_password, verify_password
+from mcpward.server.pages._routes import PageRoutes
 from mcpward.server.pages.settings import LoginLimits, PagesSettings, UpstreamProvider
 
 __all__ = [
     "LoginLimits",
+    "PageRoutes",
     "PagesSettings",
     "UpstreamProvider",
     "hash_password",
@@ -24,13 +24,7 @@ __all__ = [
 ]
 
 
-def page_routes(
-    server: AuthorizationServer, settings: PagesSettings | None = None
-) -> list[BaseRoute]:
+def page_routes(server: AuthorizationServer, settings: PagesSettings | None = None) -> PageRoutes:
     """The sign-in, consent, account and upstream-callback routes, under the issuer's
-    path. ``settings`` defaults to ``server.settings.pages`` once that exists."""
-    from mcpward.server.pages._routes import build_routes
-
-    if settings is None:
-        settings = server.settings.pages
-    return build_routes(server, settings)
+    path. ``settings`` defaults to ``server.settings.pages``."""
+    return PageRoutes(server, settings if settings is not None else server.settings.pages)

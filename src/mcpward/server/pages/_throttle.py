@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,9 +49,40 @@ class Throttle(Protocol):
         newer than the one recorded (a replayed or older code)."""
         ...
 
+    async def aclose(self) -> None:
+        """Release what the throttle holds open (a Redis connection)."""
+        ...
+
 
 def _keys(username: str, address: str) -> tuple[str, str]:
     return "account:" + username.strip().lower()[:200], "address:" + address[:100]
+
+
+def _first_lock(now: float, locks: Iterable[tuple[float | None, str]]) -> Verdict:
+    """The verdict given each key's lock (the time it ends, if any) and its scope."""
+    for until, scope in locks:
+        if until is not None and until > now:
+            return Verdict(False, until - now, scope)
+    return Verdict(True)
+
+
+async def _count_failure(
+    limits: LoginLimits,
+    username: str,
+    address: str,
+    count: Callable[[str, int], Awaitable[bool]],
+) -> Verdict:
+    """Count a failure against the account and the address; ``count(key, limit)`` records
+    it and says whether the key is now locked."""
+    account, addr = _keys(username, address)
+    verdict = Verdict(True)
+    for key, limit, scope in (
+        (account, limits.account_failures, "account"),
+        (addr, limits.address_failures, "address"),
+    ):
+        if await count(key, limit) and verdict.allowed:
+            verdict = Verdict(False, limits.lockout, scope)
+    return verdict
 
 
 class MemoryThrottle:
@@ -62,35 +94,32 @@ class MemoryThrottle:
         self._totp_steps: dict[str, int] = {}
 
     async def check(self, username: str, address: str) -> Verdict:
-        now = self._clock()
         account, addr = _keys(username, address)
-        for key, scope in ((account, "account"), (addr, "address")):
-            until = self._locked_until.get(key, 0.0)
-            if until > now:
-                return Verdict(False, until - now, scope)
-        return Verdict(True)
+        return _first_lock(
+            self._clock(),
+            (
+                (self._locked_until.get(account), "account"),
+                (self._locked_until.get(addr), "address"),
+            ),
+        )
 
     async def failed(self, username: str, address: str) -> Verdict:
+        return await _count_failure(self.limits, username, address, self._count)
+
+    async def _count(self, key: str, limit: int) -> bool:
         now = self._clock()
         limits = self.limits
-        account, addr = _keys(username, address)
-        verdict = Verdict(True)
-        for key, limit, scope in (
-            (account, limits.account_failures, "account"),
-            (addr, limits.address_failures, "address"),
-        ):
-            if len(self._failures) > MAX_KEYS:
-                self._failures.clear()
-            times = self._failures.setdefault(key, deque())
-            while times and times[0] <= now - limits.window:
-                times.popleft()
-            times.append(now)
-            if len(times) >= limit:
-                self._locked_until[key] = now + limits.lockout
-                times.clear()
-                if verdict.allowed:
-                    verdict = Verdict(False, limits.lockout, scope)
-        return verdict
+        if len(self._failures) > MAX_KEYS:
+            self._failures.clear()
+        times = self._failures.setdefault(key, deque())
+        while times and times[0] <= now - limits.window:
+            times.popleft()
+        times.append(now)
+        if len(times) < limit:
+            return False
+        self._locked_until[key] = now + limits.lockout
+        times.clear()
+        return True
 
     async def succeeded(self, username: str) -> None:
         account, _ = _keys(username, "")
@@ -104,6 +133,9 @@ class MemoryThrottle:
             self._totp_steps.clear()
         self._totp_steps[user_id] = step
         return True
+
+    async def aclose(self) -> None:
+        return None
 
 
 # KEYS[1] failures (sorted set), KEYS[2] lock; ARGV now, window, limit, lockout, member.
@@ -152,30 +184,26 @@ class RedisThrottle:
         return f"{self._prefix}{kind}:{key}"
 
     async def check(self, username: str, address: str) -> Verdict:
-        now = self._clock()
         account, addr = _keys(username, address)
         values = await self._redis.mget(self._k("lock", account), self._k("lock", addr))
-        for value, scope in zip(values, ("account", "address"), strict=True):
-            if value is not None and float(value) > now:
-                return Verdict(False, float(value) - now, scope)
-        return Verdict(True)
+        return _first_lock(
+            self._clock(),
+            (
+                (None if value is None else float(value), scope)
+                for value, scope in zip(values, ("account", "address"), strict=True)
+            ),
+        )
 
     async def failed(self, username: str, address: str) -> Verdict:
-        now = self._clock()
+        return await _count_failure(self.limits, username, address, self._count)
+
+    async def _count(self, key: str, limit: int) -> bool:
         limits = self.limits
-        account, addr = _keys(username, address)
-        verdict = Verdict(True)
-        for key, limit, scope in (
-            (account, limits.account_failures, "account"),
-            (addr, limits.address_failures, "address"),
-        ):
-            locked = await self._fail(
-                keys=[self._k("fail", key), self._k("lock", key)],
-                args=[repr(now), limits.window, limit, limits.lockout, secrets.token_hex(8)],
-            )
-            if int(locked) and verdict.allowed:
-                verdict = Verdict(False, limits.lockout, scope)
-        return verdict
+        locked = await self._fail(
+            keys=[self._k("fail", key), self._k("lock", key)],
+            args=[repr(self._clock()), limits.window, limit, limits.lockout, secrets.token_hex(8)],
+        )
+        return bool(int(locked))
 
     async def succeeded(self, username: str) -> None:
         account, _ = _keys(username, "")
@@ -184,3 +212,6 @@ class RedisThrottle:
     async def advance_totp_step(self, user_id: str, step: int) -> bool:
         ok = await self._totp(keys=[self._k("totp", user_id)], args=[step, int(TOTP_MEMORY)])
         return bool(int(ok))
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

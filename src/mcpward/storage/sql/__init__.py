@@ -9,6 +9,7 @@ from mcpward.storage.sql.clients import SqlClients
 from mcpward.storage.sql.grants import SqlGrants
 from mcpward.storage.sql.keys import SqlKeys
 from mcpward.storage.sql.resources import SqlResources
+from mcpward.storage.sql.sessions import SqlSessions
 from mcpward.storage.sql.users import SqlUsers
 
 __all__ = ["SqlStore"]
@@ -21,6 +22,7 @@ class SqlStore:
         self.grants = SqlGrants(engine)
         self.keys = SqlKeys(engine)
         self.resources = SqlResources(engine)
+        self.sessions = SqlSessions(engine)
         self.users = SqlUsers(engine)
 
     @classmethod
