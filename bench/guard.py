@@ -10,8 +10,13 @@
    signature verify), against a bare joserfc verify as the baseline.
 3. With ``--redis URL``: the same decision with the Redis rate limiter carrying the
    revocation check (one round trip).
+4. The guard's overhead per request in-process: the same ``mcp`` SDK app driven directly
+   as ASGI (prepared scope, receive and send; no HTTP, no sockets), unprotected and
+   protected, interleaved; the difference of the medians. Far less noisy than the HTTP
+   throughput ratio on a small shared machine. Also with an audit sink writing every
+   event (to ``/dev/null``), since the throughput servers have none.
 
-    .venv/bin/python bench/guard.py [--seconds 4] [--concurrency 16] [--rounds 3]
+    .venv/bin/python bench/guard.py [--seconds 4] [--concurrency 16] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -349,6 +354,139 @@ async def decision(args: argparse.Namespace, key: ECKey) -> None:
         print(f"{'baseline: one Redis PING round trip':<44}{statistics.median(ping) / 1000:>10.1f}")
 
 
+# -- in-process overhead -------------------------------------------------------------------
+
+
+class _AsgiDriver:
+    """Calls an ASGI app the way a server would, minus the server: one prepared request,
+    the response collected in memory."""
+
+    def __init__(self, app: Any, token: str | None) -> None:
+        self.app = app
+        self.body = json.dumps(CALL).encode()
+        headers = [(k.encode(), v.encode()) for k, v in HEADERS.items()]
+        headers += [(b"host", b"127.0.0.1:8000"), (b"content-length", b"%d" % len(self.body))]
+        if token:
+            headers.append((b"authorization", f"Bearer {token}".encode()))
+        self.scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/mcp",
+            "raw_path": b"/mcp",
+            "root_path": "",
+            "query_string": b"",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        self._lifespan: asyncio.Task[None] | None = None
+        self._lifespan_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def start(self) -> None:
+        started, self._stopped = asyncio.Event(), asyncio.Event()
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                started.set()
+            elif message["type"] == "lifespan.shutdown.complete":
+                self._stopped.set()
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        await self._lifespan_in.put({"type": "lifespan.startup"})
+        self._lifespan = asyncio.create_task(self.app(scope, self._lifespan_in.get, send))
+        await started.wait()
+
+    async def stop(self) -> None:
+        await self._lifespan_in.put({"type": "lifespan.shutdown"})
+        await self._stopped.wait()
+        assert self._lifespan is not None
+        await self._lifespan
+
+    async def __call__(self) -> int:
+        sent = False
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": self.body, "more_body": False}
+            await asyncio.Event().wait()  # no disconnect: wait to be cancelled
+            raise AssertionError
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await self.app(dict(self.scope), receive, send)
+        return status
+
+
+async def overhead(args: argparse.Namespace, key: ECKey) -> None:
+    from mcpward.audit import AuditLog, FileSink
+    from mcpward.demo import create_demo_app
+    from mcpward.guard import Limit, RateLimits, StaticKeys, make_guard, protect
+
+    resource = "http://127.0.0.1:8000/mcp"
+    jwks = {"keys": [key.as_dict(private=False)]}
+    token = mint(key, resource)
+    for name in ("httpx", "mcp"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    def guarded(audit: AuditLog | None) -> Any:
+        # The throughput benchmark's configuration, on its own copy of the demo app.
+        app, manifest = create_demo_app(stateless_http=True, json_response=True)
+        guard = make_guard(
+            issuer=ISSUER,
+            resource=resource,
+            manifest=manifest,
+            keys=StaticKeys(jwks),
+            rate_limits=RateLimits(per_token=Limit(10_000_000, 60)),
+            audit=audit,
+        )
+        return protect(app, guard)
+
+    audit = AuditLog([FileSink(os.devnull)])
+    drivers = {
+        "plain": _AsgiDriver(create_demo_app(stateless_http=True, json_response=True)[0], None),
+        "guard": _AsgiDriver(guarded(None), token),
+        "guard+audit": _AsgiDriver(guarded(audit), token),
+    }
+    for driver in drivers.values():
+        await driver.start()
+        for _ in range(200):  # warm up: caches, the SDK's first-call paths
+            assert await driver() == 200
+    times: dict[str, list[int]] = {k: [] for k in drivers}
+    # Interleaved, so drift on the machine hits every variant alike.
+    for _ in range(args.overhead_requests):
+        for name, driver in drivers.items():
+            t = time.perf_counter_ns()
+            await driver()
+            times[name].append(time.perf_counter_ns() - t)
+    for driver in drivers.values():
+        await driver.stop()
+    audit.close()
+    med = {k: statistics.median(v) / 1000 for k, v in times.items()}
+    print(
+        f"\n== guard overhead per request, in-process ASGI (tools/call search_orders, "
+        f"{args.overhead_requests} interleaved requests each, median)"
+    )
+    print(f"{'':<44}{'median µs':>10}{'overhead':>10}")
+    labels = {
+        "plain": "mcp SDK app, unprotected",
+        "guard": "mcp SDK app + guard",
+        "guard+audit": "mcp SDK app + guard + audit to a file",
+    }
+    for name, label in labels.items():
+        extra = "" if name == "plain" else f"{med[name] - med['plain']:>10.1f}"
+        print(f"{label:<44}{med[name]:>10.1f}{extra}")
+    print(f"guard overhead = {med['guard'] - med['plain']:.1f} µs per request (median)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -359,7 +497,8 @@ def main() -> None:
     parser.add_argument("--upstream")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--overhead-requests", type=int, default=4000)
     parser.add_argument("--decisions", type=int, default=5000)
     parser.add_argument("--redis", default=os.environ.get("MCPWARD_BENCH_REDIS"))
     parser.add_argument("--skip-throughput", action="store_true")
@@ -371,6 +510,7 @@ def main() -> None:
 
     async def run() -> None:
         await decision(args, key)
+        await overhead(args, key)
         if not args.skip_throughput:
             await throughput(args, key)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from mcp import Client
@@ -185,3 +186,72 @@ async def test_upstream_refusing_the_gateway_credential_is_502_not_401() -> None
                 )
     assert r.status_code == 502
     assert "www-authenticate" not in r.headers
+
+
+async def test_client_dropping_mid_sse_leaves_the_gateway_working(gateway: Any) -> None:
+    """Real HTTP both sides: a client that goes away in the middle of an SSE-streamed tool
+    call (connection closed after the first progress event) does not break the gateway;
+    the next requests are served, and the dropped call is still audited."""
+    url, minter, sink = gateway
+    token = minter.mint("orders.read", sub="dropper")
+    headers = {
+        "authorization": f"Bearer {token}",
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "mcp-protocol-version": "2025-11-25",
+    }
+    for attempt in range(2):
+        async with httpx.AsyncClient(headers=headers, timeout=10) as http:
+            init = await http.post(
+                url,
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 0,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "dropper", "version": "1"},
+                    },
+                },
+            )
+            assert init.status_code == 200
+            session = {"mcp-session-id": init.headers["mcp-session-id"]}
+            note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert (await http.post(url, json=note, headers=session)).status_code == 202
+            call = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {
+                    "name": "export_orders",
+                    "arguments": {"batches": 20},  # 20 x 0.2 s: far from done when we drop
+                    "_meta": {"progressToken": f"p{attempt}"},
+                },
+            }
+            async with http.stream("POST", url, json=call, headers=session) as r:
+                assert r.status_code == 200
+                assert r.headers["content-type"].startswith("text/event-stream")
+                async for line in r.aiter_lines():
+                    if "notifications/progress" in line:
+                        break  # one progress event seen: now drop the connection
+        # The client (and its connection) is gone mid-stream.
+
+        # The gateway still answers, promptly, on fresh connections.
+        async with Client(streamable_http_client(url, http_client=bearer_client(token))) as c:
+            with anyio.fail_after(5):
+                result = await c.call_tool("search_orders", {"query": "paid"})
+        assert not result.is_error
+        assert "ord_1003" in str(result.structured_content)
+
+    def dropped_calls() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in sink.events()
+            if e.get("subject") == "dropper"
+            and e["event"] == "mcp.tool_call"
+            and e.get("tool") == "export_orders"
+        ]
+
+    # Each dropped call still got its audit event once the gateway noticed.
+    await eventually(lambda: len(dropped_calls()) == 2)

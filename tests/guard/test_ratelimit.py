@@ -105,6 +105,32 @@ async def test_per_token_limit_answers_429_with_headers(
         assert (await post(client, token)).status_code == 429
 
 
+async def test_ratelimit_headers_on_answers_that_pass(minter: Minter, limiter: RateLimiter) -> None:
+    """draft-ietf-httpapi-ratelimit-headers on every answer, from the limiter's own
+    decision (for Redis, the same single round trip)."""
+    clock = window_clock(20)
+    limits = RateLimits(per_token=Limit(3, 60))
+    async with client_for(minter, limiter, limits, clock) as client:
+        token = mint(minter, clock)
+        round_trips = getattr(limiter, "round_trips", None)
+        seen = []
+        for _ in range(3):
+            r = await post(client, token)
+            assert r.status_code == 200
+            assert r.headers["ratelimit-policy"] == '"token";q=3;w=60'
+            seen.append(r.headers["ratelimit"])
+        # Remaining counts down; t is the 40 s left in this window.
+        assert seen == ['"token";r=2;t=40', '"token";r=1;t=40', '"token";r=0;t=40']
+        if round_trips is not None:
+            assert limiter.round_trips == round_trips + 3  # type: ignore[attr-defined]
+        # The tightest bucket is the one named.
+    tight = RateLimits(per_token=Limit(100, 60), per_client=Limit(5, 10))
+    async with client_for(minter, MemoryRateLimiter(), tight, window_clock(3)) as client:
+        r = await post(client, mint(minter, clock))
+        assert r.headers["ratelimit-policy"] == '"client";q=5;w=10'
+        assert r.headers["ratelimit"] == '"client";r=4;t=7'
+
+
 async def test_per_client_and_per_tool(minter: Minter, limiter: RateLimiter) -> None:
     clock = window_clock(0)
     limits = RateLimits(

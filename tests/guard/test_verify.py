@@ -29,7 +29,7 @@ from mcpward.guard import (
     StaticKeys,
     discover,
 )
-from mcpward.guard._claims import AUTH0
+from mcpward.guard._claims import AUTH0, CLERK
 from mcpward.guard._discovery import well_known_urls
 
 from .support import ISSUER, RESOURCE, Minter, free_port, serve
@@ -169,8 +169,31 @@ async def test_eddsa_tokens(alg: str) -> None:
             "kc",
             {"admin"},
         ),
+        (
+            # Clerk: OAuth access tokens carry the granted scopes as a space-separated
+            # "scope" (an "scp" list also counts), the OAuth app in "client_id" (a session
+            # token only "azp") and the organization role in "org_role".
+            CLERK,
+            {
+                "scope": "profile orders.read",
+                "scp": ["refund.admin"],
+                "client_id": "clerk_oauth_app",
+                "azp": "https://app.example.com",
+                "org_role": "org:admin",
+            },
+            {"profile", "orders.read", "refund.admin"},
+            "clerk_oauth_app",
+            {"org:admin"},
+        ),
+        (
+            CLERK,
+            {"scope": "orders.read", "azp": "https://app.example.com"},
+            {"orders.read"},
+            "https://app.example.com",
+            set(),
+        ),
     ],
-    ids=["okta", "auth0", "keycloak"],
+    ids=["okta", "auth0", "keycloak", "clerk", "clerk-session-azp"],
 )
 async def test_claim_presets(
     minter: Minter,

@@ -36,6 +36,9 @@ from mcpward.revocation import RevocationView, TokenRef
 
 # RFC 6750 §2.1 b64token
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# Authorization header values already parsed into a token that verified, and the
+# rate-limit buckets of recent identities.
+_HEADER_CACHE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,9 @@ class Guard:
         self.rules = rules
         self.revocations = revocations
         self.rate_limiter: RateLimiter = rate_limiter or MemoryRateLimiter()
-        self.rate_limits = rate_limits if rate_limits is not None else RateLimits()
+        self._bearer: dict[bytes, str] = {}
+        self._base_buckets: dict[int, tuple[Identity, list[Bucket]]] = {}
+        self._rate_limits = rate_limits if rate_limits is not None else RateLimits()
         self.policy = policy
         # With Redis for both, the revocation check rides in the rate-limit script.
         self._combined = revocations is not None and self.rate_limiter.covers(revocations)
@@ -101,30 +106,41 @@ class Guard:
             await close()
 
     @property
+    def rate_limits(self) -> RateLimits:
+        return self._rate_limits
+
+    @rate_limits.setter
+    def rate_limits(self, value: RateLimits) -> None:
+        self._rate_limits = value
+        self._base_buckets.clear()
+
+    @property
     def resource_metadata_url(self) -> str:
         return self.metadata.url
 
     async def authenticate(self, authorization: Sequence[bytes], query: bytes) -> Identity:
-        if _query_has_token(query):
+        if query and _query_has_token(query):
             raise InvalidRequest("send the access token in the Authorization header only")
         if not authorization:
             raise MissingToken()
         if len(authorization) > 1:
             raise InvalidRequest("more than one Authorization header")
-        try:
-            value = authorization[0].decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise InvalidToken("the Authorization header is malformed") from exc
-        scheme, _, token = value.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            raise MissingToken("use the Bearer scheme")
-        token = token.strip()
-        if not token or not _B64TOKEN.fullmatch(token):
-            raise InvalidToken("the access token is malformed")
-        return await self.verifier.verify(token)
+        header = authorization[0]
+        token = self._bearer.get(header)
+        if token is not None:
+            # A header seen before with a token that verified: skip re-parsing it. The
+            # verifier still runs (its own cache checks expiry).
+            return await self.verifier.verify(token)
+        token = _bearer_token(header)
+        identity = await self.verifier.verify(token)
+        if len(self._bearer) >= _HEADER_CACHE:
+            self._bearer.clear()
+        self._bearer[bytes(header)] = token
+        return identity
 
-    async def authorize(self, identity: Identity, calls: Sequence[Call]) -> None:
-        """Scopes, policy, then revocation + rate limits (one backend round trip)."""
+    async def authorize(self, identity: Identity, calls: Sequence[Call]) -> Decision | None:
+        """Scopes, policy, then revocation + rate limits (one backend round trip). Returns
+        the rate limiter's decision (for RateLimit headers), ``None`` without limits."""
         missing: set[str] = set()
         for call in calls:
             if call.kind is None or call.target is None:
@@ -148,24 +164,32 @@ class Guard:
                     and not await self.policy.allows(identity, call.kind, call.target)
                 ):
                     raise PolicyDenied(f"the policy does not allow this {call.kind}")
-        await self.admit(identity, calls)
+        return await self.admit(identity, calls)
 
-    async def admit(self, identity: Identity, calls: Sequence[Call] = ()) -> None:
+    async def admit(self, identity: Identity, calls: Sequence[Call] = ()) -> Decision | None:
         """Revocation and rate limits: on every request, cache hit or not."""
-        ref = TokenRef(
-            jti=identity.jti,
-            family=identity.family,
-            subject=identity.subject,
-            client_id=identity.client_id,
-            issued_at=identity.issued_at,
+        ref = (
+            TokenRef(
+                jti=identity.jti,
+                family=identity.family,
+                subject=identity.subject,
+                client_id=identity.client_id,
+                issued_at=identity.issued_at,
+            )
+            if self.revocations is not None
+            else None
         )
-        if self._separate_view is not None and await self._separate_view.is_revoked(ref):
+        if (
+            self._separate_view is not None
+            and ref is not None
+            and await self._separate_view.is_revoked(ref)
+        ):
             raise InvalidToken("the access token has been revoked")
         buckets = self._buckets(
             identity, [c.target for c in calls if c.kind == "tool" and c.target]
         )
         if not buckets and not self._combined:
-            return
+            return None
         decision: Decision = await self.rate_limiter.hit(
             buckets, ref if self._combined else None, self.clock()
         )
@@ -178,11 +202,31 @@ class Guard:
                 window=decision.limit.window,
                 policy=decision.policy,
             )
+        return decision
 
     def _buckets(self, identity: Identity, tools: Iterable[str]) -> list[Bucket]:
+        entry = self._base_buckets.get(id(identity))
+        if entry is not None and entry[0] is identity:
+            base = entry[1]
+        else:
+            base = self._identity_buckets(identity)
+            if len(self._base_buckets) >= _HEADER_CACHE:
+                self._base_buckets.clear()
+            # Holding the identity keeps its id from being reused while cached.
+            self._base_buckets[id(identity)] = (identity, base)
+        tool_limits = self.rate_limits.tools
+        if not tool_limits:
+            return base
+        buckets = list(base)
+        for tool in tools:
+            limit = tool_limits.get(tool)
+            if limit is not None:
+                buckets.append(Bucket(f"t:{_token_key(identity)}:tool:{tool}", limit, "tool"))
+        return buckets
+
+    def _identity_buckets(self, identity: Identity) -> list[Bucket]:
         limits = self.rate_limits
-        # A token is named by its jti; without one, by what identifies it best.
-        token_key = identity.jti or f"{identity.client_id}|{identity.subject}|{identity.issued_at}"
+        token_key = _token_key(identity)
         buckets: list[Bucket] = []
         if limits.per_token is not None:
             buckets.append(Bucket(f"t:{token_key}", limits.per_token, "token"))
@@ -190,10 +234,6 @@ class Guard:
             buckets.append(Bucket(f"c:{identity.client_id}", limits.per_client, "client"))
         if limits.per_subject is not None:
             buckets.append(Bucket(f"s:{identity.subject}", limits.per_subject, "subject"))
-        for tool in tools:
-            limit = limits.tools.get(tool)
-            if limit is not None:
-                buckets.append(Bucket(f"t:{token_key}:tool:{tool}", limit, "tool"))
         return buckets
 
     def visible(self, identity: Identity, kind: Kind, target: str) -> bool:
@@ -207,6 +247,25 @@ class Guard:
 
     def error_response(self, error: GuardError) -> tuple[int, dict[str, str], bytes]:
         return error.status_code, error.headers(self.resource_metadata_url), error.body()
+
+
+def _token_key(identity: Identity) -> str:
+    # A token is named by its jti; without one, by what identifies it best.
+    return identity.jti or f"{identity.client_id}|{identity.subject}|{identity.issued_at}"
+
+
+def _bearer_token(header: bytes) -> str:
+    try:
+        value = header.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise InvalidToken("the Authorization header is malformed") from exc
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise MissingToken("use the Bearer scheme")
+    token = token.strip()
+    if not token or not _B64TOKEN.fullmatch(token):
+        raise InvalidToken("the access token is malformed")
+    return token
 
 
 def _query_has_token(query: bytes) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+
+import orjson
 
 from mcpward.guard._errors import BadMessage
 
@@ -25,8 +25,10 @@ LISTS: dict[str, tuple[Kind, str, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
+    """One request or notification of a body. A named tuple: built for every call of
+    every request, and cheaper than a frozen dataclass."""
+
     method: str
     id: Any
     kind: Kind | None = None
@@ -36,8 +38,10 @@ class Call:
 def parse(body: bytes) -> list[Call]:
     """The requests and notifications in a body (a batch is checked item by item)."""
     try:
-        message: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # orjson: several times faster than json, and stricter (no NaN, no invalid UTF-8,
+        # no BOM), which only ever refuses more.
+        message: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise BadMessage("the body is not JSON") from exc
     items = message if isinstance(message, list) else [message]
     if not items:

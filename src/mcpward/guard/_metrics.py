@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -34,6 +36,27 @@ class GuardMetrics:
             "Wall time of MCP requests through the guard, response streamed in full",
             registry=self.registry,
         )
+
+        # Labelled children, looked up once: ``labels()`` validates and hashes on every
+        # call. Both label sets are bounded (known methods, declared tools, outcomes).
+        self._request_children: dict[tuple[str, str], Any] = {}
+        self._tool_children: dict[tuple[str, str], Any] = {}
+
+    def request(self, method: str, outcome: str, seconds: float) -> None:
+        """Count one MCP request and observe its wall time."""
+        key = (method, outcome)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(method, outcome)
+        child.inc()
+        self.request_seconds.observe(seconds)
+
+    def tool_call(self, tool: str, outcome: str) -> None:
+        key = (tool, outcome)
+        child = self._tool_children.get(key)
+        if child is None:
+            child = self._tool_children[key] = self.tool_calls.labels(tool, outcome)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from mcpward.revocation import TokenRef
 
@@ -25,16 +25,18 @@ class Limit:
             raise ValueError("a rate limit needs requests >= 1 and window > 0")
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
+class Bucket(NamedTuple):
+    """One counter a request is counted against (a named tuple: built per request)."""
+
     key: str
     limit: Limit
     # Named in the RateLimit headers: token, client, subject or tool.
     policy: str = "default"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """The limiter's answer (a named tuple: built per request)."""
+
     allowed: bool
     revoked: bool = False
     # The tightest bucket: for RateLimit headers and Retry-After.
@@ -42,6 +44,8 @@ class Decision:
     remaining: int = 0
     retry_after: float = 0.0
     policy: str = "default"
+    # Seconds until the tightest bucket's current window ends (RateLimit ``t``).
+    reset: float = 0.0
 
 
 class RateLimiter(Protocol):
@@ -73,4 +77,9 @@ def window_state(previous: float, current: float, limit: Limit, now: float) -> t
     return estimate, min(window - elapsed, excess * window / previous)
 
 
-__all__ = ["Bucket", "Decision", "Limit", "RateLimiter", "window_state"]
+def window_reset(window: float, now: float) -> float:
+    """Seconds until the current window of length ``window`` ends."""
+    return (math.floor(now / window) + 1) * window - now
+
+
+__all__ = ["Bucket", "Decision", "Limit", "RateLimiter", "window_reset", "window_state"]

@@ -20,29 +20,35 @@ class MemoryRateLimiter:
         self._last_sweep = 0.0
 
     async def hit(self, buckets: Sequence[Bucket], token: TokenRef | None, now: float) -> Decision:
-        tightest: Decision | None = None
+        tightest: Bucket | None = None
+        least = 0
+        reset = 0.0
+        counts = self._counts
         keys: list[tuple[str, float, int]] = []
         for bucket in buckets:
-            window = bucket.limit.window
+            limit = bucket.limit
+            window = limit.window
             index = math.floor(now / window)
-            current = self._counts.get((bucket.key, window, index), 0)
-            previous = self._counts.get((bucket.key, window, index - 1), 0)
-            estimate, retry = window_state(previous, current, bucket.limit, now)
-            if retry > 0:
-                return Decision(
-                    allowed=False, limit=bucket.limit, retry_after=retry, policy=bucket.policy
-                )
-            remaining = int(bucket.limit.requests - estimate - 1)
-            if tightest is None or remaining < tightest.remaining:
-                tightest = Decision(
-                    allowed=True, limit=bucket.limit, remaining=remaining, policy=bucket.policy
-                )
-            keys.append((bucket.key, window, index))
+            key = (bucket.key, window, index)
+            current = counts.get(key, 0)
+            previous = counts.get((bucket.key, window, index - 1), 0)
+            # window_state's fast path inline, the same arithmetic (runs on every request).
+            elapsed = now - index * window
+            estimate = previous * ((window - elapsed) / window) + current
+            if estimate + 1 > limit.requests:
+                _, retry = window_state(previous, current, limit, now)
+                return Decision(allowed=False, limit=limit, retry_after=retry, policy=bucket.policy)
+            remaining = int(limit.requests - estimate - 1)
+            if tightest is None or remaining < least:
+                tightest, least, reset = bucket, remaining, window - elapsed
+            keys.append(key)
         for key in keys:
-            self._counts[key] = self._counts.get(key, 0) + 1
+            counts[key] = counts.get(key, 0) + 1
         if now - self._last_sweep > self._sweep_every:
             self._sweep(now)
-        return tightest or Decision(allowed=True)
+        if tightest is None:
+            return Decision(allowed=True)
+        return Decision(True, False, tightest.limit, least, 0.0, tightest.policy, reset)
 
     def _sweep(self, now: float) -> None:
         # A counter matters for its own window and the next one; then it can go.

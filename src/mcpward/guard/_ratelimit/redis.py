@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mcpward.guard._ratelimit import Bucket, Decision, window_state
+from mcpward.guard._ratelimit import Bucket, Decision, window_reset, window_state
 from mcpward.revocation import TokenRef
 from mcpward.revocation.redis import DEFAULT_PREFIX as REVOCATION_PREFIX
 from mcpward.revocation.redis import RedisRevocations, decide, revocation_keys
@@ -121,7 +121,11 @@ class RedisRateLimiter:
             remaining = int(bucket.limit.requests - estimate - 1)
             if tightest is None or remaining < tightest.remaining:
                 tightest = Decision(
-                    allowed=True, limit=bucket.limit, remaining=remaining, policy=bucket.policy
+                    allowed=True,
+                    limit=bucket.limit,
+                    remaining=max(remaining, 0),
+                    policy=bucket.policy,
+                    reset=window_reset(bucket.limit.window, now),
                 )
         if status == 2:
             last = buckets[len(counts) // 2 - 1]
