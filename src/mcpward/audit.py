@@ -11,9 +11,9 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Literal, Protocol
 
@@ -55,21 +55,30 @@ class AuditEvent:
     def to_json(self, now: float) -> str:
         # Field by field rather than dataclasses.asdict, which deep-copies: this runs on
         # every token issued and every tool call.
-        record: dict[str, object] = {}
-        for name in _FIELDS:
-            value = getattr(self, name)
-            if value is not None and value != () and value != {} and value != []:
-                record[name] = value
+        record: dict[str, object] = {
+            name: value
+            for name in _FIELDS
+            if (value := getattr(self, name)) is not None and value != () and value != {}
+        }
         record["scopes"] = list(self.scopes)
-        record["timestamp"] = (
-            datetime.fromtimestamp(self.timestamp or now, tz=UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-        )
+        record["timestamp"] = _iso8601(self.timestamp or now)
         return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
 
 
 _FIELDS = tuple(f.name for f in fields(AuditEvent))
+_second_cache: tuple[int, str] = (-1, "")
+
+
+def _iso8601(timestamp: float) -> str:
+    """UTC with milliseconds, e.g. 2026-11-27T02:46:05.938Z. The formatted second is
+    reused while it lasts: events come many per second."""
+    global _second_cache
+    second = int(timestamp)
+    if _second_cache[0] != second:
+        _second_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    # Round to microseconds first, as datetime does, so 0.938 is not shown as .937.
+    millis = min(999, round((timestamp - second) * 1_000_000) // 1000)
+    return f"{_second_cache[1]}.{millis:03d}Z"
 
 
 class AuditSink(Protocol):
