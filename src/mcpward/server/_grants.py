@@ -7,7 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mcpward._secrets import credential_hash, is_well_formed, new_credential, new_id
+from mcpward._secrets import (
+    CredentialKind,
+    credential_hash,
+    is_well_formed,
+    new_credential,
+    new_id,
+)
 from mcpward.audit import AuditEvent
 from mcpward.server import _rfc7636, _scopes
 from mcpward.server._client_auth import AuthenticatedClient
@@ -45,6 +51,17 @@ async def token_response(
     if grant_type == "authorization_code":
         return await _authorization_code(server, form, resources, authenticated)
     return await _refresh_token(server, form, resources, authenticated)
+
+
+def _presented(form: Mapping[str, str], name: str, kind: CredentialKind, invalid: str) -> str:
+    """The hash of the credential a grant presents, after the cheap format and checksum
+    check (a malformed one never reaches storage)."""
+    value = form.get(name)
+    if not value:
+        raise InvalidRequest(f"{name} is required")
+    if not is_well_formed(value, kind):
+        raise InvalidGrant(invalid)
+    return credential_hash(value)
 
 
 def _body(access: IssuedAccessToken, refresh: str | None = None) -> dict[str, Any]:
@@ -138,12 +155,7 @@ async def _authorization_code(
     authenticated: AuthenticatedClient,
 ) -> dict[str, Any]:
     client = authenticated.client
-    code = form.get("code")
-    if not code:
-        raise InvalidRequest("code is required")
-    if not is_well_formed(code, "ac"):
-        raise InvalidGrant("the authorization code is invalid")
-    code_hash = credential_hash(code)
+    code_hash = _presented(form, "code", "ac", "the authorization code is invalid")
     record = await server.store.grants.get_code(code_hash)
     now = server.clock()
     if record is None or record.client_id != client.client_id:
@@ -242,12 +254,7 @@ async def _refresh_token(
     authenticated: AuthenticatedClient,
 ) -> dict[str, Any]:
     client = authenticated.client
-    presented = form.get("refresh_token")
-    if not presented:
-        raise InvalidRequest("refresh_token is required")
-    if not is_well_formed(presented, "rt"):
-        raise InvalidGrant("the refresh token is invalid")
-    old_hash = credential_hash(presented)
+    old_hash = _presented(form, "refresh_token", "rt", "the refresh token is invalid")
     found = await server.store.grants.get_refresh(old_hash)
     if found is None:
         raise InvalidGrant("the refresh token is invalid")
