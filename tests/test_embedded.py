@@ -208,3 +208,28 @@ def test_serves_tls_directly(tmp_path: Path) -> None:
         assert meta.json()["token_endpoint"] == issuer + "/token"
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/healthz")
+
+
+def test_browser_based_clients_can_read_the_challenge(tmp_path: Path) -> None:
+    """MCP Inspector in a browser: the preflight passes and the 401's WWW-Authenticate is
+    readable by the page (CORS outside the guard)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    origin = {"Origin": "http://localhost:6274"}
+    with running_serve(tmp_path, port):
+        preflight = httpx.options(
+            base + "/mcp",
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, mcp-protocol-version",
+            },
+        )
+        assert preflight.status_code == 200
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        challenge = httpx.post(base + "/mcp", json={}, headers=origin)
+        assert challenge.status_code == 401
+        assert challenge.headers["access-control-allow-origin"] == "*"
+        exposed = challenge.headers["access-control-expose-headers"].lower()
+        assert "www-authenticate" in exposed
+        assert "mcp-session-id" in exposed

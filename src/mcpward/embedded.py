@@ -143,7 +143,7 @@ def build_app(server: AuthorizationServer, *, demo: bool) -> Starlette:
             revocations=revocations,
             audit=server.audit,
         )
-        table += protected.routes()
+        table += protected.routes(cors_origins=server.settings.cors_allow_origins)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -121,10 +122,40 @@ class ProtectedDemo:
         finally:
             await self.guard.aclose()
 
-    def routes(self, mcp_path: str = "/mcp") -> list[BaseRoute]:
-        """``/mcp``, its Protected Resource Metadata paths and ``/metrics``."""
+    def routes(self, mcp_path: str = "/mcp", cors_origins: Sequence[str] = ()) -> list[BaseRoute]:
+        """``/mcp``, its Protected Resource Metadata paths and ``/metrics``. With
+        ``cors_origins``, browser-based MCP clients (MCP Inspector) may call it: CORS sits
+        outside the guard, so 401 challenges are readable by the page too."""
+        app: ASGIApp = self.app
+        if cors_origins:
+            app = CORSMiddleware(
+                app,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=MCP_REQUEST_HEADERS,
+                expose_headers=MCP_RESPONSE_HEADERS,
+                max_age=600,
+            )
         paths = [mcp_path, *self.guard.metadata.paths, "/metrics"]
-        return [Route(path, endpoint=self.app) for path in dict.fromkeys(paths)]
+        return [Route(path, endpoint=app) for path in dict.fromkeys(paths)]
+
+
+# What a browser-based MCP client sends and must be allowed to read (streamable HTTP).
+MCP_REQUEST_HEADERS = [
+    "authorization",
+    "content-type",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "last-event-id",
+]
+MCP_RESPONSE_HEADERS = [
+    "www-authenticate",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "ratelimit",
+    "ratelimit-policy",
+    "retry-after",
+]
 
 
 def build_protected_demo(
