@@ -233,3 +233,27 @@ def test_browser_based_clients_can_read_the_challenge(tmp_path: Path) -> None:
         exposed = challenge.headers["access-control-expose-headers"].lower()
         assert "www-authenticate" in exposed
         assert "mcp-session-id" in exposed
+
+
+def _register(base: str, forwarded_for: str) -> int:
+    return httpx.post(
+        base + "/register",
+        json={"redirect_uris": ["http://127.0.0.1/callback"], "token_endpoint_auth_method": "none"},
+        headers={"X-Forwarded-For": forwarded_for},
+    ).status_code
+
+
+def test_registration_limit_and_forwarded_headers(tmp_path: Path) -> None:
+    """Anonymous registration is limited per client address. X-Forwarded-For names that
+    address only when it comes from a configured trusted proxy."""
+    limit = {"MCPWARD_REGISTRATIONS_PER_HOUR": "2"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running_serve(tmp_path / "untrusted", port, limit):
+        # No trusted proxy: the header is ignored, every request is 127.0.0.1.
+        assert [_register(base, f"203.0.113.{i}") for i in range(3)] == [201, 201, 429]
+
+    trusted = {**limit, "MCPWARD_TRUSTED_PROXIES": '["127.0.0.1"]'}
+    with running_serve(tmp_path / "trusted", port, trusted):
+        assert [_register(base, f"203.0.113.{i}") for i in range(3)] == [201, 201, 201]
+        assert [_register(base, "198.51.100.7") for _ in range(3)] == [201, 201, 429]

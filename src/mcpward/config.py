@@ -181,6 +181,8 @@ class Settings(BaseSettings):
         default_factory=ClientMetadataDocuments
     )
     dynamic_client_registration: bool = True
+    # Registrations accepted per client address per hour (anonymous DCR is open to anyone).
+    registrations_per_hour: int = Field(default=30, ge=1)
     pages: PagesSettings = Field(default_factory=PagesSettings)
 
     # TLS directly, or behind a proxy whose X-Forwarded-* headers are trusted only from

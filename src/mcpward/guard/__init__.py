@@ -45,7 +45,7 @@ from mcpward.guard._introspection import IntrospectionVerifier
 from mcpward.guard._manifest import Manifest, ManifestError, OAuthBlock, manifest_from_code
 from mcpward.guard._metrics import GuardMetrics
 from mcpward.guard._policy import POLICY_MODEL, CasbinPolicy, Policy
-from mcpward.guard._ratelimit import Limit, RateLimiter
+from mcpward.guard._ratelimit import Bucket, Limit, RateLimiter
 from mcpward.guard._ratelimit.memory import MemoryRateLimiter
 from mcpward.guard._rfc9728 import ProtectedResourceMetadata, metadata_url
 from mcpward.guard._scopes import ScopeRules
@@ -136,6 +136,7 @@ __all__ = [
     "OKTA",
     "POLICY_MODEL",
     "BadMessage",
+    "Bucket",
     "ByFormat",
     "CasbinPolicy",
     "ClaimMapping",

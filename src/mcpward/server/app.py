@@ -4,6 +4,7 @@ reads the request, calls the protocol module, and renders the result or the OAut
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpward.audit import AuditEvent
+from mcpward.guard import Bucket, Limit, MemoryRateLimiter
 from mcpward.server import _grants, _rfc7009, _rfc7591, _rfc7662, _rfc8414
 from mcpward.server._client_auth import AuthenticatedClient
 from mcpward.server._forms import read_form
@@ -131,8 +133,30 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
         authenticated = await authenticate(request, form)
         return json_response(await _rfc7662.introspect(server, form, authenticated))
 
+    registrations = MemoryRateLimiter()
+    registration_limit = Limit(server.settings.registrations_per_hour, 3600.0)
+
     @oauth_endpoint
     async def register(request: Request) -> Response:
+        # Per client address, as uvicorn reports it: behind a proxy that is the forwarded
+        # address only when the proxy is listed in trusted_proxies.
+        address = request.client.host if request.client else "unknown"
+        decision = await registrations.hit(
+            [Bucket("register:" + address, registration_limit, "address")], None, server.clock()
+        )
+        if not decision.allowed:
+            retry = str(max(1, math.ceil(decision.retry_after)))
+            return Response(
+                orjson.dumps(
+                    {
+                        "error": "temporarily_unavailable",
+                        "error_description": "too many registrations from this address",
+                    }
+                ),
+                status_code=429,
+                headers={**NO_STORE, "Retry-After": retry},
+                media_type="application/json",
+            )
         status, body = await _rfc7591.register(server, await _rfc7591.read_json(request))
         return json_response(body, status)
 
