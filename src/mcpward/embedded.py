@@ -21,6 +21,7 @@ from mcpward.demo import build_protected_demo, demo_manifest
 from mcpward.guard import LocalKeys
 from mcpward.revocation.table import TablePollingRevocations
 from mcpward.server import AuthorizationServer, maintained, routes
+from mcpward.server.app import token_fast_path
 from mcpward.storage.records import ClientRecord, ResourceRecord, UserRecord
 
 # Seconds between the embedded guard's polls for revocations made by other processes.
@@ -156,4 +157,4 @@ def build_app(server: AuthorizationServer, *, demo: bool) -> Starlette:
                 await stack.enter_async_context(protected.lifespan())
             yield
 
-    return Starlette(routes=table, lifespan=lifespan)
+    return Starlette(routes=table, middleware=[token_fast_path(server)], lifespan=lifespan)

@@ -100,3 +100,27 @@ async def test_wrong_secret_is_invalid_client_and_audited(running: Running) -> N
     events = [e for e in running.audit.events() if e["event"] == "client.authentication_failed"]
     assert events and events[-1]["outcome"] == "unauthorized"
     assert all(secret not in line and wrong not in line for line in running.audit.lines)
+
+
+async def test_fast_path_and_cors_route_answer_alike(running: Running) -> None:
+    """Token requests without an Origin header skip the framework; cross-origin ones take
+    the CORS route. Both must answer the same way."""
+    secret = await running.confidential_client()
+    assert secret
+    for data in (
+        {"grant_type": "client_credentials", "resource": RESOURCE},
+        {"grant_type": "client_credentials", "resource": "https://unknown.example/mcp"},
+        {"grant_type": "nope"},
+    ):
+        plain = await running.http.post("/token", data=data, auth=("agent", secret))
+        browser = await running.http.post(
+            "/token", data=data, auth=("agent", secret), headers={"Origin": "http://x.test"}
+        )
+        assert plain.status_code == browser.status_code
+        assert "access-control-allow-origin" not in plain.headers
+        assert browser.headers["access-control-allow-origin"] == "*"
+        assert plain.headers["cache-control"] == browser.headers["cache-control"] == "no-store"
+        if plain.status_code != 200:
+            assert plain.json() == browser.json()
+    wrong = await running.http.post("/token", data={"grant_type": "client_credentials"})
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")

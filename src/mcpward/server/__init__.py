@@ -21,7 +21,7 @@ from mcpward.server._authorization import (
     issue_code,
     validate_request,
 )
-from mcpward.server.app import routes
+from mcpward.server.app import routes, token_fast_path
 from mcpward.server.core import AuthorizationServer, Endpoints
 
 __all__ = [
@@ -65,4 +65,8 @@ def create_app(server: AuthorizationServer) -> Starlette:
             await pages.aclose()
         await server.close()
 
-    return Starlette(routes=routes(server) + pages.routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes(server) + pages.routes,
+        middleware=[token_fast_path(server)],
+        lifespan=lifespan,
+    )

@@ -3,9 +3,11 @@ parameters (RFC 6749 §3.1-3.2) except ``resource`` (RFC 8707 §2)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
+from starlette.types import Receive
 
 from mcpward.server.errors import InvalidRequest
 
@@ -16,17 +18,31 @@ REPEATABLE = {"resource"}
 
 async def read_form(request: Request) -> tuple[dict[str, str], list[str]]:
     """The form parameters and the (possibly repeated) ``resource`` values."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise InvalidRequest("the body must be application/x-www-form-urlencoded")
-    declared = request.headers.get("content-length")
+    headers = request.headers
+    return parse_form(headers.get("content-type"), await read_body(request.receive, headers))
+
+
+async def read_body(receive: Receive, headers: Mapping[str, str]) -> bytes:
+    """The request body, refused past MAX_BODY (declared or, when chunked, as it arrives)."""
+    declared = headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
         raise InvalidRequest("the request body is too large")
     body = b""
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise InvalidRequest("the request body did not arrive")
+        chunk: bytes = message.get("body", b"")
         body += chunk
-        if len(body) > MAX_BODY:  # chunked bodies declare no length
+        if len(body) > MAX_BODY:
             raise InvalidRequest("the request body is too large")
+        if not message.get("more_body", False):
+            return body
+
+
+def parse_form(content_type: str | None, body: bytes) -> tuple[dict[str, str], list[str]]:
+    if (content_type or "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        raise InvalidRequest("the body must be application/x-www-form-urlencoded")
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):
