@@ -17,7 +17,7 @@ from mcpward._clock import Clock, system_clock
 from mcpward.guard._claims import MCPWARD, ClaimMapping
 from mcpward.guard._errors import InvalidToken
 from mcpward.guard._identity import Identity
-from mcpward.guard._verify import MAX_TOKEN_LENGTH
+from mcpward.guard._verify import MAX_TOKEN_LENGTH, identity_from_claims, token_audiences
 
 
 class IntrospectionVerifier:
@@ -80,33 +80,12 @@ class IntrospectionVerifier:
             raise InvalidToken("the access token is not active")
         if body.get("iss", self.issuer) != self.issuer:
             raise InvalidToken("the token is from another issuer")
-        aud = body.get("aud")
-        audiences = (
-            (aud,) if isinstance(aud, str) else tuple(a for a in aud or () if isinstance(a, str))
-        )
+        audiences = token_audiences(body)
         if not self.audiences.intersection(audiences):
             raise InvalidToken("the token is for another resource")
         exp = body.get("exp")
         if not isinstance(exp, int | float) or exp <= now:
             raise InvalidToken("the access token expired")
-        client_id = self._claims.client_id(body)
-        sub = body.get("sub")
-        subject = sub if isinstance(sub, str) and sub else client_id
-        if subject is None:
-            raise InvalidToken("the token names no subject")
-        iat = body.get("iat")
-        jti = body.get("jti")
-        sid = body.get("sid")
-        return Identity(
-            subject=subject,
-            client_id=client_id or subject,
-            scopes=self._claims.scopes(body),
-            issuer=self.issuer,
-            audience=audiences,
-            expires_at=float(exp),
-            issued_at=float(iat) if isinstance(iat, int | float) else None,
-            jti=jti if isinstance(jti, str) else None,
-            family=sid if isinstance(sid, str) else None,
-            roles=self._claims.roles(body),
-            claims=body,
+        return identity_from_claims(
+            body, self._claims, issuer=self.issuer, audiences=audiences, expires_at=exp
         )

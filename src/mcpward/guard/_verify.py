@@ -131,10 +131,7 @@ class JWTVerifier:
         now = self._clock()
         if claims.get("iss") != self.issuer:
             raise InvalidToken("the token is from another issuer")
-        aud = claims.get("aud")
-        audiences = (
-            (aud,) if isinstance(aud, str) else tuple(a for a in aud or () if isinstance(a, str))
-        )
+        audiences = token_audiences(claims)
         if not self.audiences.intersection(audiences):
             raise InvalidToken("the token is for another resource")
         exp = claims.get("exp")
@@ -148,26 +145,48 @@ class JWTVerifier:
         iat = claims.get("iat")
         if iat is not None and (not _is_number(iat) or iat - self._leeway > now):
             raise InvalidToken("the access token was issued in the future")
-        client_id = self._claims.client_id(claims)
-        sub = claims.get("sub")
-        subject = sub if isinstance(sub, str) and sub else client_id
-        if subject is None:
-            raise InvalidToken("the token names no subject")
-        jti = claims.get("jti")
-        sid = claims.get("sid")
-        return Identity(
-            subject=subject,
-            client_id=client_id or subject,
-            scopes=self._claims.scopes(claims),
-            issuer=self.issuer,
-            audience=audiences,
-            expires_at=float(exp),
-            issued_at=float(iat) if iat is not None else None,
-            jti=jti if isinstance(jti, str) else None,
-            family=sid if isinstance(sid, str) else None,
-            roles=self._claims.roles(claims),
-            claims=dict(claims),
+        return identity_from_claims(
+            claims, self._claims, issuer=self.issuer, audiences=audiences, expires_at=exp
         )
+
+
+def token_audiences(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """``aud`` as a tuple: a single string or a list (RFC 7519 §4.1.3)."""
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return (aud,)
+    return tuple(a for a in aud or () if isinstance(a, str))
+
+
+def identity_from_claims(
+    claims: Mapping[str, Any],
+    mapping: ClaimMapping,
+    *,
+    issuer: str,
+    audiences: tuple[str, ...],
+    expires_at: float,
+) -> Identity:
+    """The caller a verified JWT or an introspection answer describes. A token without
+    ``sub`` (client_credentials at some issuers) names its client."""
+    client_id = mapping.client_id(claims)
+    sub = claims.get("sub")
+    subject = sub if isinstance(sub, str) and sub else client_id
+    if subject is None:
+        raise InvalidToken("the token names no subject")
+    iat, jti, sid = claims.get("iat"), claims.get("jti"), claims.get("sid")
+    return Identity(
+        subject=subject,
+        client_id=client_id or subject,
+        scopes=mapping.scopes(claims),
+        issuer=issuer,
+        audience=audiences,
+        expires_at=float(expires_at),
+        issued_at=float(iat) if _is_number(iat) else None,
+        jti=jti if isinstance(jti, str) else None,
+        family=sid if isinstance(sid, str) else None,
+        roles=mapping.roles(claims),
+        claims=dict(claims),
+    )
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:
