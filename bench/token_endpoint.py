@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:  # `python bench/token_endpoint.py` puts bench/ fi
 from tests.services import free_port, postgres_server  # noqa: E402
 
 NODE_DIR = ROOT / "tests" / "node"
-BASELINE_JS = Path(__file__).resolve().parent / "oidc_provider_baseline.mjs"
+BASELINE_JS = Path(__file__).resolve().parents[1] / "tests" / "node" / "oidc_provider_m2m.mjs"
 WRK = "/usr/bin/wrk"
 
 CONCURRENCY = 16

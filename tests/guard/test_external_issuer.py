@@ -20,7 +20,7 @@ from .support import bearer_client, free_port, serve
 
 NODE_DIR = Path(__file__).parents[1] / "node"
 NODE = NODE_DIR / "node_modules" / ".bin" / "node"
-SCRIPT = Path(__file__).with_name("oidc_provider_server.mjs")
+SCRIPT = Path(__file__).resolve().parents[1] / "node" / "oidc_provider_m2m.mjs"
 SECRET = "agent-secret-for-tests-only"
 
 pytestmark = pytest.mark.node

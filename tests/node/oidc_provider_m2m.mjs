@@ -1,7 +1,8 @@
-// A real third-party authorization server for the guard's external-issuer tests:
-// oidc-provider (a certified OpenID provider) issuing RFC 9068 JWT access tokens for
-// client_credentials with resource indicators (RFC 8707). Run with cwd=tests/node.
-// Usage: node oidc_provider_server.mjs PORT RESOURCE
+// A real third-party authorization server: oidc-provider (a certified OpenID provider), one
+// process, issuing ES256 RFC 9068 JWT access tokens for client_credentials with resource
+// indicators (RFC 8707). Used by the guard's external-issuer tests and as the baseline of
+// bench/token_endpoint.py. Run with cwd=tests/node so that oidc-provider resolves.
+// Usage: node oidc_provider_m2m.mjs PORT RESOURCE [CLIENT_ID CLIENT_SECRET]
 import { generateKeyPairSync } from 'node:crypto';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -9,7 +10,8 @@ import path from 'node:path';
 const require = createRequire(path.join(process.cwd(), 'package.json'));
 const { default: Provider } = await import(require.resolve('oidc-provider'));
 
-const [port, resource] = process.argv.slice(2);
+const [port, resource, clientId = 'agent', clientSecret = 'agent-secret-for-tests-only'] =
+  process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'op-es256', alg: 'ES256', use: 'sig' };
@@ -17,8 +19,8 @@ const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'op-es256', alg: 'ES
 const provider = new Provider(issuer, {
   clients: [
     {
-      client_id: 'agent',
-      client_secret: 'agent-secret-for-tests-only',
+      client_id: clientId,
+      client_secret: clientSecret,
       grant_types: ['client_credentials'],
       redirect_uris: [],
       response_types: [],
@@ -54,4 +56,9 @@ provider.proxy = false;
 const server = provider.listen(Number(port), '127.0.0.1', () => {
   process.stdout.write(`ready ${issuer}\n`);
 });
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+// Keep-alive connections from a load generator would hold server.close() open: give up
+// waiting after 2 s.
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  setTimeout(() => process.exit(0), 2000).unref();
+});
