@@ -25,7 +25,6 @@ from mcpward.server._client_auth import AuthenticatedClient
 from mcpward.server._forms import parse_form, read_body, read_form
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.errors import InvalidClient, OAuthError, ServerError, TemporarilyUnavailable
-from mcpward.storage.database import StorageUnavailable
 
 log = logging.getLogger("mcpward.server")
 
@@ -54,7 +53,7 @@ def as_oauth_error(exc: Exception, path: str) -> OAuthError:
     else as a bare 500 (the cause goes to the log, by type, never to the caller)."""
     if isinstance(exc, OAuthError):
         return exc
-    if isinstance(exc, OperationalError | DBAPIError | StorageUnavailable | OSError):
+    if isinstance(exc, OperationalError | DBAPIError | OSError):
         log.error("storage unavailable at %s: %s", path, type(exc).__name__)
         return TemporarilyUnavailable("storage is unavailable, retry")
     log.error("unexpected error at %s: %s", path, type(exc).__name__, exc_info=exc)

@@ -61,10 +61,6 @@ def writer(engine: AsyncEngine) -> Writer:
     return Writer(engine)
 
 
-class StorageUnavailable(Exception):
-    """The database could not be reached or refused the write. Callers answer 503."""
-
-
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 

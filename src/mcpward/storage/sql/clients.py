@@ -47,15 +47,6 @@ class SqlClients:
                     )
                 )
 
-    async def replace(self, record: ClientRecord) -> None:
-        """Update a client's metadata (refreshed Client ID Metadata Documents)."""
-        values = to_values(record)
-        values.pop("client_id")
-        async with self._writer.begin() as conn:
-            await conn.execute(
-                update(clients).where(clients.c.client_id == record.client_id).values(**values)
-            )
-
     async def set_disabled(self, client_id: str, at: float | None) -> bool:
         async with self._writer.begin() as conn:
             result = await conn.execute(
