@@ -193,8 +193,10 @@ class Settings(BaseSettings):
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
 
     audit_sink: str = "stdout"
-    # Where `clients rotate-due` hands new secrets: "dir:/run/secrets/mcpward" (a 0600
-    # file per client) or "command:/usr/local/bin/push-secret" (secret on stdin).
+    # Where `clients rotate-due` and `rotate-secret` hand new secrets:
+    # "dir:/run/secrets/mcpward" (a 0600 file per client), "command:/usr/local/bin/push"
+    # (secret on stdin), "aws-sm:mcpward/clients/{client_id}" (AWS Secrets Manager) or
+    # "vault:secret/mcpward/clients/{client_id}" (Vault KV v2, mount "secret").
     secret_sink: str | None = None
 
     @classmethod
