@@ -16,6 +16,7 @@ Region, credentials and endpoint come from the standard AWS configuration (envir
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,18 +44,37 @@ def successor_id(name: str, version_id: str | None) -> str:
     return str(uuid.uuid5(_SUCCESSOR, f"{name}\n{version_id or ''}"))
 
 
+class _NoWireDumps(logging.Filter):
+    """botocore logs request and response bodies, so SecretString values, at DEBUG on
+    these loggers; drop those records whoever turned DEBUG on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+def _silence_wire_dumps() -> None:
+    for name in ("botocore.endpoint", "botocore.parsers"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoWireDumps) for f in logger.filters):
+            logger.addFilter(_NoWireDumps())
+
+
 class AwsSecrets:
     def __init__(self, client: SecretsManagerClient | None = None) -> None:
         self._client = client
+        _silence_wire_dumps()
 
     @property
     def client(self) -> SecretsManagerClient:
         if self._client is None:
             boto3 = import_extra("boto3", "aws")
-            client: SecretsManagerClient = _call(
-                "connect", "-", lambda: boto3.client("secretsmanager")
-            )
-            self._client = client
+            try:
+                self._client = boto3.client("secretsmanager")
+            except Exception as exc:  # NoRegionError and the like: configuration
+                raise SecretStoreError(
+                    f"cannot build an AWS Secrets Manager client: {type(exc).__name__} "
+                    "(configure AWS_DEFAULT_REGION and credentials the usual AWS way)"
+                ) from None
         return self._client
 
     def read(self, name: str, stage: str = CURRENT) -> Version | None:

@@ -281,7 +281,7 @@ class HumanAuth(FlowAuth):
 
     async def _refresh(self) -> TokenSet | None:
         discovery = await self._ensure_discovery()
-        async with session_lock(self.key, self.lock_dir):
+        async with session_lock(self.key, self.lock_dir, self.store):
             # Re-read under the lock: another process may have rotated the token meanwhile.
             stored = self.store.load(self.key)
             if stored is None or stored.refresh_token is None:
@@ -400,7 +400,7 @@ class HumanAuth(FlowAuth):
             registration.auth(),
             clock=self.clock,
         )
-        async with session_lock(self.key, self.lock_dir):
+        async with session_lock(self.key, self.lock_dir, self.store):
             self.store.save(
                 self.key,
                 StoredSession(

@@ -6,28 +6,39 @@ in the store**.
   still current in the store and in mcpward, and the client is still due, so the next
   ``rotate-due`` tries again.
 - The commit fails: the staged secret is valid nowhere; it is discarded at once, or by
-  the next run, which finds mcpward refuses it.
+  the next run, which finds it is not mcpward's.
 - Promotion fails, or the process dies before it: the new secret is valid in mcpward and
   its copy is the staged one in the store; the old secret is still the current one there
-  and valid until the overlap ends. The next run finds the staged secret, sees mcpward
-  accepts it, and promotes it. The window is the overlap (7 days by default); with
-  ``--overlap 0`` readers fail until promotion, which is what a compromised secret asks.
+  and valid until the overlap ends. The next run finds the staged secret is mcpward's
+  newest and promotes it. With ``--overlap 0`` readers fail until then, which is what a
+  compromised secret asks for.
+
+Promotion waits ``cache_ttl`` (2 s) after the commit, until every replica accepts the new
+secret, so that a reader is never handed a secret some replica still refuses.
 
 Committing first is the order that loses secrets: a failed delivery leaves the new valid
 secret only in this process's memory, the old one cut down to the overlap window, and
 the client no longer due, so no later run notices before the old secret dies.
+
+``rotate-due`` therefore starts by settling every client against the store: after it, the
+secret readers get is mcpward's newest one. Whatever left the store behind (an
+interrupted rotation, two rotations racing, a client created before the sink was set),
+the client is rotated again, which keeps the secret readers have valid for the overlap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
 from mcpward._secret_stores import SecretStoreError
+from mcpward._secrets import credential_hash
 from mcpward.audit import AuditEvent
 from mcpward.server.clients import NewSecret
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.secret_sinks import SecretSink, Staged
+from mcpward.storage.records import SecretRecord
 
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 
@@ -40,7 +51,7 @@ class PromotionFailed(SecretStoreError):
 class RotationReport:
     rotated: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)  # interrupted rotations promoted
-    discarded: list[str] = field(default_factory=list)  # staged but never committed
+    discarded: list[str] = field(default_factory=list)  # staged, not mcpward's newest
     failed: dict[str, str] = field(default_factory=dict)  # client id -> what went wrong
 
 
@@ -49,6 +60,48 @@ async def rotate(
 ) -> NewSecret:
     """Rotate one client's secret through ``sink``; raises SecretStoreError when the store
     refuses (nothing committed) and PromotionFailed when only the last step failed."""
+    secret, staged = await _stage_and_commit(server, sink, client_id, overlap)
+    await _propagated(server)
+    await _promote(server, sink, staged)
+    return secret
+
+
+async def rotate_due(
+    server: AuthorizationServer, sink: SecretSink, within: float
+) -> RotationReport:
+    """Settle every client against the store, then rotate every secret expiring within
+    ``within`` seconds. One client's failure does not stop the others."""
+    report = RotationReport()
+    behind = []
+    for client in await server.store.clients.all():
+        if client.disabled_at is None and client.token_endpoint_auth_method in SECRET_METHODS:
+            try:
+                if not await _settle(server, sink, client.client_id, report):
+                    behind.append(client.client_id)
+            except SecretStoreError as exc:
+                report.failed[client.client_id] = str(exc)
+    due = await server.clients.due_for_rotation(within)
+    committed = []
+    for client_id in sorted((set(behind) | set(due)) - set(report.failed)):
+        try:
+            committed.append((await _stage_and_commit(server, sink, client_id, None))[1])
+        except SecretStoreError as exc:
+            report.failed[client_id] = str(exc)
+        else:
+            report.rotated.append(client_id)
+    if committed:
+        await _propagated(server)
+    for staged in committed:
+        try:
+            await _promote(server, sink, staged)
+        except SecretStoreError as exc:
+            report.failed[staged.client_id] = str(exc)
+    return report
+
+
+async def _stage_and_commit(
+    server: AuthorizationServer, sink: SecretSink, client_id: str, overlap: float | None
+) -> tuple[NewSecret, Staged]:
     secret = server.clients.new_secret(client_id)
     staged = await sink.stage(client_id, secret.secret, secret.expires_at)
     try:
@@ -58,49 +111,40 @@ async def rotate(
             await sink.discard(staged)  # best effort; the next run discards it otherwise
         raise
     server.audit.emit(AuditEvent("client.secret_rotated", "ok", client_id=client_id))
-    await _promote(server, sink, staged)
-    return secret
+    return secret, staged
 
 
-async def rotate_due(
-    server: AuthorizationServer, sink: SecretSink, within: float
-) -> RotationReport:
-    """Finish interrupted rotations, then rotate every secret expiring within ``within``
-    seconds. One client's failure does not stop the others."""
-    report = RotationReport()
-    await _finish_interrupted(server, sink, report)
-    for client_id in await server.clients.due_for_rotation(within):
-        try:
-            await rotate(server, sink, client_id)
-        except SecretStoreError as exc:
-            report.failed[client_id] = str(exc)
-            if isinstance(exc, PromotionFailed):
-                report.rotated.append(client_id)
+async def _propagated(server: AuthorizationServer) -> None:
+    """Every replica caches a client's secrets for ``cache_ttl``: promote only once all of
+    them accept the new secret, so that no reader is handed one that is refused."""
+    await asyncio.sleep(server.clients.cache_ttl)
+
+
+async def _settle(
+    server: AuthorizationServer, sink: SecretSink, client_id: str, report: RotationReport
+) -> bool:
+    """Finish or discard a staged secret; whether the store now hands readers mcpward's
+    newest secret (always true for a sink that cannot tell)."""
+    records = await server.store.clients.secrets(client_id)
+    if not records:
+        return True
+    newest = max(records, key=lambda r: r.created_at)
+    staged = await sink.staged(client_id)
+    if staged is not None:
+        if _is(newest, staged.secret) and newest.expires_at > server.clock():
+            await _promote(server, sink, staged)
+            report.finished.append(client_id)
         else:
-            report.rotated.append(client_id)
-    return report
+            await sink.discard(staged)
+            report.discarded.append(client_id)
+    if not sink.readback:
+        return True
+    current = await sink.current(client_id)
+    return current is not None and _is(newest, current)
 
 
-async def _finish_interrupted(
-    server: AuthorizationServer, sink: SecretSink, report: RotationReport
-) -> None:
-    for client in await server.store.clients.all():
-        if client.disabled_at is not None or client.token_endpoint_auth_method not in (
-            SECRET_METHODS
-        ):
-            continue
-        try:
-            staged = await sink.staged(client.client_id)
-            if staged is None:
-                continue
-            if await server.clients.check_secret(client.client_id, staged.secret):
-                await _promote(server, sink, staged)
-                report.finished.append(client.client_id)
-            else:
-                await sink.discard(staged)
-                report.discarded.append(client.client_id)
-        except SecretStoreError as exc:
-            report.failed[client.client_id] = str(exc)
+def _is(record: SecretRecord, secret: str) -> bool:
+    return credential_hash(secret) == record.secret_hash
 
 
 async def _promote(server: AuthorizationServer, sink: SecretSink, staged: Staged) -> None:

@@ -3,7 +3,7 @@
 ``stage`` writes the new secret where the store keeps it but readers do not get it yet;
 mcpward then commits the rotation; ``promote`` makes the new secret the one readers get.
 A rotation interrupted between the two leaves a staged secret that ``staged`` finds, and
-the next ``rotate-due`` promotes it if mcpward committed it, or discards it if not (see
+the next ``rotate-due`` promotes it if it is mcpward's newest secret, or discards it (see
 server/secret_rotation.py).
 """
 
@@ -27,6 +27,14 @@ class Staged:
 
 
 class SecretSink(Protocol):
+    # Whether `current` can tell what readers get: rotate-due then checks that the store
+    # holds mcpward's newest secret, and rotates again if it does not.
+    readback: bool
+
+    async def current(self, client_id: str) -> str | None:
+        """The secret readers get now; None if the store has none for this client."""
+        ...
+
     async def stage(self, client_id: str, secret: str, expires_at: float) -> Staged:
         """Write the new secret without handing it to readers yet."""
         ...

@@ -26,8 +26,14 @@ class AwsSecretsManagerSink:
         self.template = template
         self.store = store or AwsSecrets()
 
+    readback = True
+
     def name(self, client_id: str) -> str:
         return name_for(self.template, client_id)
+
+    async def current(self, client_id: str) -> str | None:
+        version = await asyncio.to_thread(self.store.read, self.name(client_id), CURRENT)
+        return _secret_of(version.value)[0] if version is not None else None
 
     async def stage(self, client_id: str, secret: str, expires_at: float) -> Staged:
         version_id = str(uuid.uuid4())
@@ -64,10 +70,8 @@ class AwsSecretsManagerSink:
         version = self.store.read(name, PENDING)
         if version is None:
             return None
-        try:
-            value = json.loads(version.value)
-            secret, expires_at = str(value["client_secret"]), float(value["expires_at"])
-        except (ValueError, KeyError, TypeError):
+        secret, expires_at = _secret_of(version.value)
+        if secret is None:
             return None  # not written by mcpward: not ours to promote
         return Staged(client_id, secret, expires_at, version.version_id)
 
@@ -76,3 +80,12 @@ class AwsSecretsManagerSink:
         await asyncio.to_thread(
             self.store.remove_label, self.name(staged.client_id), PENDING, staged.version
         )
+
+
+def _secret_of(value: str) -> tuple[str | None, float]:
+    """The client secret and expiry in a value mcpward wrote; (None, 0) in any other."""
+    try:
+        parsed = json.loads(value)
+        return str(parsed["client_secret"]), float(parsed.get("expires_at") or 0)
+    except (ValueError, KeyError, TypeError):
+        return None, 0.0

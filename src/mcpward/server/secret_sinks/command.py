@@ -18,8 +18,13 @@ from mcpward.server.secret_sinks._base import Staged
 
 
 class CommandSink:
+    readback = False  # what the command did with the secret is its own business
+
     def __init__(self, command: str) -> None:
         self.argv = shlex.split(command)
+
+    async def current(self, client_id: str) -> str | None:
+        return None
 
     async def stage(self, client_id: str, secret: str, expires_at: float) -> Staged:
         env = {

@@ -13,8 +13,13 @@ from mcpward.server.secret_sinks._base import Staged, safe_name
 
 
 class DirectorySink:
+    readback = True
+
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
+
+    async def current(self, client_id: str) -> str | None:
+        return await asyncio.to_thread(_read, self.path(client_id))
 
     def path(self, client_id: str) -> Path:
         return self.directory / safe_name(client_id)
@@ -32,10 +37,7 @@ class DirectorySink:
 
     async def staged(self, client_id: str) -> Staged | None:
         pending = self._pending(client_id)
-        try:
-            secret = (await asyncio.to_thread(pending.read_text)).strip()
-        except FileNotFoundError:
-            return None
+        secret = await asyncio.to_thread(_read, pending)
         return Staged(client_id, secret, 0.0, str(pending)) if secret else None
 
     async def discard(self, staged: Staged) -> None:
@@ -53,3 +55,10 @@ class DirectorySink:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None

@@ -34,8 +34,15 @@ class VaultSink:
             raise ValueError("secret_sink vault: needs MOUNT/PATH, e.g. vault:secret/mcpward")
         return cls(VaultKv(mount), template)
 
+    readback = True
+
     def path(self, client_id: str) -> str:
         return name_for(self.template, client_id)
+
+    async def current(self, client_id: str) -> str | None:
+        latest = await asyncio.to_thread(self.kv.read, self.path(client_id))
+        secret = (latest.data or {}).get("client_secret")
+        return secret if isinstance(secret, str) else None
 
     async def stage(self, client_id: str, secret: str, expires_at: float) -> Staged:
         return await asyncio.to_thread(self._stage, client_id, secret, expires_at)
