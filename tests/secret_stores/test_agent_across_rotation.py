@@ -20,18 +20,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcpward.client import AgentAuth, AwsSecret, SecretSource, VaultSecret
-from tests.secret_stores.support import (
-    CLIENTS,
-    Store,
-    TokenRequests,
-    arun,
-    cli_for,
-    readme_vault_policy,
-    refused,
-    serving,
-    store,
-    token_status,
-)
+from tests.secret_stores.stores import CLIENTS, Store, readme_vault_policy, store
+from tests.secret_stores.support import TokenRequests, arun, cli_for, refused, serving, token_status
 
 AGENT = "agent-backfill"
 AGENT_TOKEN = "agent-token"  # a Vault token holding the README's agent policy

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mcpward.server import AuthorizationServer
-from tests.secret_stores.support import CLIENTS, Cli, Store, cli_for, open_server, store
+from tests.secret_stores.stores import CLIENTS, Store, store
+from tests.secret_stores.support import Cli, cli_for, open_server
 from tests.secret_stores.support import valid as valid_for
 
 RESOURCE = "http://127.0.0.1:8400/mcp"

@@ -15,17 +15,8 @@ import json
 from pathlib import Path
 
 from mcpward.server import AuthorizationServer
-from tests.secret_stores.support import (
-    CLIENTS,
-    ROTATOR,
-    Cli,
-    cli_for,
-    moto_server,
-    open_server,
-    readme_iam_actions,
-    store,
-    valid,
-)
+from tests.secret_stores.stores import CLIENTS, ROTATOR, moto_server, readme_iam_actions, store
+from tests.secret_stores.support import Cli, cli_for, open_server, valid
 
 RESOURCE = "http://127.0.0.1:8400/mcp"
 NAME = f"{CLIENTS}/agent"

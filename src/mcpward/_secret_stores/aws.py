@@ -144,6 +144,16 @@ class AwsSecrets:
             ),
         )
 
+    def add_label(self, name: str, stage: str, version_id: str) -> None:
+        """Attach a label no other version carries (a version keeps its other labels)."""
+        _call(
+            "UpdateSecretVersionStage",
+            name,
+            lambda: self.client.update_secret_version_stage(
+                SecretId=name, VersionStage=stage, MoveToVersionId=version_id
+            ),
+        )
+
     def remove_label(self, name: str, stage: str, version_id: str) -> None:
         _call(
             "UpdateSecretVersionStage",
@@ -165,11 +175,10 @@ def _maybe(operation: str, name: str, call: Callable[[], T]) -> T | None:
 def _call(operation: str, name: str, call: Callable[[], T]) -> T:
     """Run one API call; botocore's errors become SecretStoreError naming the operation
     and the secret, never a value."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    errors = import_extra("botocore.exceptions", "aws")
     try:
         return call()
-    except ClientError as exc:
+    except errors.ClientError as exc:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "error"))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -187,7 +196,7 @@ def _call(operation: str, name: str, call: Callable[[], T]) -> T:
         raise SecretStoreError(
             f"AWS Secrets Manager refused {operation} on {name}: {code}"
         ) from None
-    except BotoCoreError as exc:
+    except errors.BotoCoreError as exc:
         # Connection failures, missing credentials or region: the class name says which.
         raise SecretStoreError(
             f"AWS Secrets Manager {operation} on {name} failed: {type(exc).__name__}"

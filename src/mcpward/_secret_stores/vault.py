@@ -47,7 +47,7 @@ class VaultKv:
         return f"{self.mount_point}/data/{path}"
 
     def read(self, path: str) -> Document:
-        from hvac.exceptions import InvalidPath
+        exceptions = import_extra("hvac.exceptions", "vault")
 
         def call() -> dict[str, Any]:
             got: dict[str, Any] = self.client.secrets.kv.v2.read_secret_version(
@@ -57,7 +57,7 @@ class VaultKv:
 
         try:
             got = self._call("read", path, call)
-        except InvalidPath as exc:
+        except exceptions.InvalidPath as exc:
             if exc.errors:  # "no handler for route": the mount is not there
                 raise self._no_mount() from None
             return Document(None, 0)
@@ -66,7 +66,7 @@ class VaultKv:
     def write(self, path: str, data: dict[str, Any], cas: int) -> int:
         """Write a new version if ``cas`` is still the latest one (0: nothing written yet);
         returns the new version's number, or raises StoreConflict."""
-        from hvac.exceptions import InvalidPath
+        exceptions = import_extra("hvac.exceptions", "vault")
 
         def call() -> dict[str, Any]:
             written: dict[str, Any] = self.client.secrets.kv.v2.create_or_update_secret(
@@ -76,7 +76,7 @@ class VaultKv:
 
         try:
             written = self._call("write", path, call)
-        except InvalidPath:
+        except exceptions.InvalidPath:
             raise self._no_mount() from None
         return int(written["data"]["version"])
 
@@ -86,28 +86,27 @@ class VaultKv:
     def _call(self, operation: str, path: str, call: Callable[[], T]) -> T:
         """hvac's and requests' errors as SecretStoreError naming the path, never a value;
         InvalidPath (404) is left to the caller, where it means different things."""
-        import requests
-        from hvac.exceptions import Forbidden, InvalidPath, InvalidRequest, VaultDown, VaultError
-
+        hvac_errors = import_extra("hvac.exceptions", "vault")
+        requests = import_extra("requests", "vault")
         where = self.where(path)
         try:
             return call()
-        except InvalidPath:
+        except hvac_errors.InvalidPath:
             raise
-        except Forbidden:
+        except hvac_errors.Forbidden:
             raise SecretStoreError(
                 f"Vault denied {operation} on {where}: the token's policy must grant it"
             ) from None
-        except InvalidRequest as exc:
+        except hvac_errors.InvalidRequest as exc:
             errors = "; ".join(exc.errors or [])
             if "check-and-set" in errors:
                 raise StoreConflict(f"Vault: {where} was changed by another writer") from None
             raise SecretStoreError(f"Vault refused {operation} on {where}: {errors}") from None
-        except VaultDown:
+        except hvac_errors.VaultDown:
             raise SecretStoreError(
                 f"Vault is sealed or unavailable ({operation} {where})"
             ) from None
-        except VaultError as exc:
+        except hvac_errors.VaultError as exc:
             raise SecretStoreError(
                 f"Vault {operation} on {where} failed: {type(exc).__name__}"
             ) from None

@@ -11,11 +11,13 @@ configuration (region, credentials, ``AWS_ENDPOINT_URL_SECRETS_MANAGER``) on fir
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from mcpward._secret_stores import SecretStoreError, StoreConflict
 from mcpward._secret_stores.aws import CURRENT, AwsSecrets
-from mcpward.client._shared_store import Doc, SharedStore
+from mcpward.client._shared_store import Doc, Lease, SharedStore
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -65,12 +67,73 @@ class _AwsDocuments:
 
 class AwsSecretsManagerStore(SharedStore):
     """Sessions (client registration + refresh token) as one secret each under
-    ``prefix``; each save is a new version whose id follows from the one it replaces."""
+    ``prefix``; each save is a new version whose id follows from the one it replaces.
+
+    AWS asks for no more than one new version per secret every 10 minutes or so (it keeps
+    every version younger than a day, up to a quota), so the lease is not a version of
+    its own but a staging label ``mcpward-lock-UNTIL-HOLDER`` on the current version: a
+    process attaches its label, then looks again, and backs off if another live lock
+    label is there too; the save that follows is the one new version of a refresh.
+    """
 
     def __init__(
         self, prefix: str = "mcpward/sessions", *, client: SecretsManagerClient | None = None
     ) -> None:
-        super().__init__(_AwsDocuments(AwsSecrets(client)), prefix)
+        self._aws = AwsSecrets(client)
+        super().__init__(_AwsDocuments(self._aws), prefix)
+
+    def _try_acquire(self, name: str, holder: str) -> Lease | None:
+        doc, version = self._docs.read(name)
+        if version is None:  # a label needs a version to hang on: write an empty one
+            with contextlib.suppress(StoreConflict):
+                self._docs.write(name, {"session": None, "lease": None}, None)
+            return None
+        if self._locked(name, version):
+            return None
+        label = f"{_LOCK}{int(self._clock() + self.lease_ttl)}-{holder[:16]}"
+        self._aws.add_label(name, label, version)
+        if self._locked(name, version, mine=label):  # another process attached one too
+            self._drop_label(name, label, version)
+            return None
+        return Lease(name, holder, version, doc or {}, label=label)
+
+    def _locked(self, name: str, version: str | None, mine: str | None = None) -> bool:
+        if version is None:
+            return False
+        labels = (self._aws.stages(name) or {}).get(version, [])
+        if CURRENT not in labels:
+            return True  # a newer version was written since it was read
+        live = False
+        for label in labels:
+            if label.startswith(_LOCK) and label != mine:
+                if _until(label) > self._clock():
+                    live = True
+                else:  # left by a crashed process
+                    self._drop_label(name, label, version)
+        return live
+
+    def _release(self, lease: Lease) -> None:
+        if lease.label is not None and lease.version is not None:
+            self._drop_label(lease.name, lease.label, lease.version)
+
+    def _saved(self, lease: Lease, previous: str | None) -> None:
+        # A label keeps a version from ever being cleaned up: take it off the old one.
+        if lease.label is not None and previous is not None:
+            self._drop_label(lease.name, lease.label, previous)
+
+    def _drop_label(self, name: str, label: str, version: str) -> None:
+        with contextlib.suppress(SecretStoreError):  # gone already
+            self._aws.remove_label(name, label, version)
+
+
+_LOCK = "mcpward-lock-"
+
+
+def _until(label: str) -> float:
+    try:
+        return float(label.removeprefix(_LOCK).split("-")[0])
+    except ValueError:
+        return 0.0
 
 
 def field_of(value: str, field: str | None, where: str) -> str:

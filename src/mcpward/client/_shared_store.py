@@ -2,13 +2,15 @@
 Manager, Vault KV v2), with the guarantee the file store gives on one machine: two
 processes never both spend one refresh token.
 
-A file lock cannot span machines, so the lock is a lease written into the session's own
-secret with the store's check-and-set: ``{"session": ..., "lease": {"holder", "until"}}``.
-Taking the lease, and the save that releases it, are each a conditional write on the
-version just read, so of two processes only one holds the lease; the other waits until
-it is released (with the rotated refresh token) or expires (``lease_ttl``, after a crash).
-Expiry compares wall clocks of different machines, so ``lease_ttl`` is far above any
-refresh request and any sane clock skew.
+A file lock cannot span machines, so the lock is a lease kept in the store and taken
+with its conditional writes. Here (Vault) the lease is written into the session's own
+document, ``{"session": ..., "lease": {"holder", "until"}}``: taking it, and the save that
+releases it, are each a check-and-set on the version just read, so of two processes only
+one holds the lease; the other waits until it is released (with the rotated refresh
+token) or expires (``lease_ttl``, after a crash). `AwsSecretsManagerStore` keeps the
+lease in a staging label instead, since AWS limits how many versions a secret may gain a
+day. Expiry compares wall clocks of different machines, so ``lease_ttl`` is far above
+any refresh request and any sane clock skew.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -43,18 +46,21 @@ class Documents(Protocol):
 
 
 @dataclass
-class _Lease:
+class Lease:
+    """A held lease: the version it was taken on, which the save must follow."""
+
     name: str
     holder: str
-    version: str
+    version: str | None
     doc: Doc
     released: bool = False
+    label: str | None = None  # AWS: the staging label that holds it
 
 
 # The leases this task holds, by (store, key): save() inside `lock()` writes on the lease's
 # version. A context variable, because save() may run in a worker thread
 # (asyncio.to_thread copies the context) and must not see another task's lease.
-_held: ContextVar[dict[tuple[int, str], _Lease] | None] = ContextVar(
+_held: ContextVar[dict[tuple[int, str], Lease] | None] = ContextVar(
     "mcpward_store_leases", default=None
 )
 
@@ -109,10 +115,12 @@ class SharedStore:
         """Hold the session's lease across "read refresh token -> refresh -> save"."""
         holder = uuid.uuid4().hex
         while True:  # the store has no change notification: poll it
-            lease = await asyncio.to_thread(self._try_acquire, key, holder)
+            lease = await asyncio.to_thread(self._try_acquire, self.name(key), holder)
             if lease is not None:
                 break
-            await asyncio.sleep(self.poll_interval)
+            # Jitter, so that two processes backing off from each other do not collide
+            # again in step.
+            await asyncio.sleep(self.poll_interval * (1 + random.random()))  # noqa: S311
         token = _held.set({**(_held.get() or {}), (id(self), key): lease})
         try:
             yield
@@ -121,29 +129,34 @@ class SharedStore:
             if not lease.released:
                 await asyncio.to_thread(self._release, lease)
 
-    def _lease(self, key: str) -> _Lease | None:
+    def _lease(self, key: str) -> Lease | None:
         return (_held.get() or {}).get((id(self), key))
 
-    def _try_acquire(self, key: str, holder: str) -> _Lease | None:
-        name = self.name(key)
+    def _try_acquire(self, name: str, holder: str) -> Lease | None:
+        """Take the lease, or None when another process holds it (or won a race)."""
         doc, version = self._docs.read(name)
-        if self._leased_to_another(doc, holder):
+        if self._leased_to_another(doc):
             return None
         leased = {"session": (doc or {}).get("session"), "lease": self._new_lease(holder)}
         try:
             new_version = self._docs.write(name, leased, version)
         except StoreConflict:
             return None
-        return _Lease(name, holder, new_version, leased)
+        return Lease(name, holder, new_version, leased)
 
-    def _release(self, lease: _Lease) -> None:
+    def _release(self, lease: Lease) -> None:
+        """Give the lease up without saving (the refresh failed)."""
         with contextlib.suppress(StoreConflict):  # expired and taken over meanwhile
             self._docs.write(lease.name, {**lease.doc, "lease": None}, lease.version)
+
+    def _saved(self, lease: Lease, previous: str | None) -> None:
+        """After the save that released ``lease`` (AWS clears its label)."""
 
     def _put(self, key: str, session: Doc | None) -> None:
         lease = self._lease(key)
         doc: Doc = {"session": session, "lease": None}
         if lease is not None:
+            previous = lease.version
             try:
                 lease.version = self._docs.write(lease.name, doc, lease.version)
             except StoreConflict:
@@ -152,23 +165,26 @@ class SharedStore:
                     "this session's refresh token may have been spent twice"
                 ) from None
             lease.doc, lease.released = doc, True
+            self._saved(lease, previous)
             return
         # Outside lock(): wait out another holder's lease, then write conditionally.
         name = self.name(key)
         while True:
             current, version = self._docs.read(name)
-            if self._leased_to_another(current, None):
+            if self._leased_to_another(current) or self._locked(name, version):
                 time.sleep(self.poll_interval)
                 continue
             with contextlib.suppress(StoreConflict):
                 self._docs.write(name, doc, version)
                 return
 
+    def _locked(self, name: str, version: str | None) -> bool:
+        """Whether a lease kept outside the document holds ``version`` (AWS)."""
+        return False
+
     def _new_lease(self, holder: str) -> Doc:
         return {"holder": holder, "until": self._clock() + self.lease_ttl}
 
-    def _leased_to_another(self, doc: Doc | None, holder: str | None) -> bool:
+    def _leased_to_another(self, doc: Doc | None) -> bool:
         lease = (doc or {}).get("lease")
-        if not isinstance(lease, dict) or lease.get("holder") == holder:
-            return False
-        return float(lease.get("until", 0)) > self._clock()
+        return isinstance(lease, dict) and float(lease.get("until", 0)) > self._clock()
