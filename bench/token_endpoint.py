@@ -447,6 +447,7 @@ class CodeMinter:
 
     def open(self) -> None:
         from mcpward.audit import AuditLog
+        from mcpward.compose.server import open_server
         from mcpward.config import Settings
         from mcpward.server import AuthorizationServer
 
@@ -459,7 +460,7 @@ class CodeMinter:
         )
 
         async def go() -> AuthorizationServer:
-            return await AuthorizationServer.open(settings, audit=AuditLog([]), migrate=False)
+            return await open_server(settings, audit=AuditLog([]), migrate=False)
 
         self.server = self.loop.run_until_complete(go())
 

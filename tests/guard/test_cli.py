@@ -18,8 +18,8 @@ from mcp.shared.exceptions import MCPError
 from redis.asyncio import Redis
 
 from mcpward.demo import create_demo_app
-from mcpward.revocation.redis import RedisRevocations
 from mcpward.server import create_app
+from mcpward.state.redis import RedisRevocations
 from mcpward.testing import authorization_server
 from tests.conftest import serve as serve_in_loop
 

@@ -130,7 +130,7 @@ async def test_replayed_code_revokes_its_family(running: Running) -> None:
     assert (await refresh(running, first["refresh_token"])).json()["error"] == "invalid_grant"
     # ... and the access token's family is on the revocations feed.
     sid = jwt.decode(first["access_token"], options={"verify_signature": False})["sid"]
-    feed = await running.server.store.grants.revocations_since(0)
+    feed = await running.server.store.revocation_log.revocations_since(0)
     assert [(rev.kind, rev.key) for _, rev in feed] == [("family", sid)]
     assert any(e["event"] == "code.replayed" for e in running.audit.events())
 

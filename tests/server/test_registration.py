@@ -48,12 +48,13 @@ class Dcr:
 def register_app(server: AuthorizationServer) -> Starlette:
     """A ``/register`` route built the way the lead wires it into the app."""
 
-    @oauth_endpoint
     async def endpoint(request: Request) -> Response:
         status, body = await register(server, await read_json(request))
         return json_response(body, status)
 
-    return Starlette(routes=[Route("/register", endpoint, methods=["POST"])])
+    return Starlette(
+        routes=[Route("/register", oauth_endpoint(server, endpoint), methods=["POST"])]
+    )
 
 
 @pytest.fixture(scope="module")

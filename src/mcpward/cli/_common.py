@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from mcpward.audit import AuditLog, sink_from_spec
+from mcpward.compose.server import open_server
 from mcpward.config import Settings, load_settings
 from mcpward.server import AuthorizationServer
 
@@ -29,7 +30,8 @@ def run_with_server(
     async def main() -> T:
         assert settings is not None
         audit = AuditLog([sink_from_spec(sink)])
-        server = await AuthorizationServer.open(settings, audit=audit)
+        # With redis_url, revocations made here reach Redis-backed guards at once.
+        server = await open_server(settings, audit=audit)
         try:
             return await action(server)
         finally:

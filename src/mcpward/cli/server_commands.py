@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -19,7 +19,13 @@ from mcpward.config import Settings, load_settings
 from mcpward.server import AuthorizationServer
 from mcpward.server.clients import AUTH_METHODS, GRANT_TYPES, NewSecret
 from mcpward.server.secret_sink import sink_from_spec
-from mcpward.storage.records import ClientRecord, ResourceRecord
+from mcpward.storage.records import (
+    ApplicationType,
+    AuthMethod,
+    ClientRecord,
+    GrantType,
+    ResourceRecord,
+)
 
 
 def _when(ts: float | None) -> str:
@@ -40,7 +46,7 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
     """Run the authorization server (and with --demo, the guarded demo MCP server)."""
     import uvicorn
 
-    from mcpward import embedded
+    from mcpward.compose.apps import open_serving
 
     overrides: dict[str, Any] = {}
     if host:
@@ -53,14 +59,16 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     async def run() -> None:
-        server = await AuthorizationServer.open(settings, migrate=not no_migrate)
+        serving = await open_serving(settings, demo=demo, migrate=not no_migrate)
+        server = serving.server
         try:
             if demo:
-                creds = await embedded.ensure_demo(server)
+                from mcpward.demo.provision import ensure_demo
+
+                creds = await ensure_demo(server)
                 _announce_demo(settings, creds)
-            app = embedded.build_app(server, demo=demo)
             config = uvicorn.Config(
-                app,
+                serving.app,
                 host=settings.host,
                 port=settings.port,
                 log_level="info",
@@ -91,7 +99,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _announce_demo(settings: Settings, creds: object) -> None:
-    from mcpward.embedded import DemoCredentials
+    from mcpward.demo.provision import DemoCredentials
 
     path = settings.data_dir / "demo.json"
     click.echo(f"mcpward: issuer {settings.issuer}", err=True)
@@ -205,10 +213,11 @@ def clients_create(
         client_id=client_id,
         name=name or client_id,
         source="preregistered",
-        token_endpoint_auth_method=auth_method,
-        grant_types=grants,
+        # click.Choice has checked these against the vocabulary.
+        token_endpoint_auth_method=cast(AuthMethod, auth_method),
+        grant_types=cast(tuple[GrantType, ...], grants),
         redirect_uris=redirect_uris,
-        application_type=application_type,
+        application_type=cast(ApplicationType, application_type),
         allowed_scope=scope,
         jwks=json.loads(jwks_file.read_text()) if jwks_file else None,
         jwks_uri=jwks_uri,

@@ -21,7 +21,7 @@ from mcpward.audit import AuditLog
 from mcpward.guard._challenge import www_authenticate
 from mcpward.guard._claims import AUTH0, CLERK, KEYCLOAK, MCPWARD, OKTA, PRESETS, ClaimMapping
 from mcpward.guard._discovery import (
-    DiscoveryError,
+    IssuerDiscoveryError,
     IssuerKeys,
     KeySource,
     LocalKeys,
@@ -30,28 +30,28 @@ from mcpward.guard._discovery import (
     discover,
 )
 from mcpward.guard._errors import (
+    BadAuthorization,
     BadMessage,
     GuardError,
     InsufficientScope,
-    InvalidRequest,
     InvalidToken,
     MissingToken,
     PolicyDenied,
     RateLimited,
+    Unavailable,
 )
-from mcpward.guard._guard import Guard, RateLimits
+from mcpward.guard._guard import FailureMode, Guard, RateLimits
 from mcpward.guard._identity import Identity, current_identity, require_identity
 from mcpward.guard._introspection import IntrospectionVerifier
 from mcpward.guard._manifest import Manifest, ManifestError, OAuthBlock, manifest_from_code
 from mcpward.guard._metrics import GuardMetrics
 from mcpward.guard._policy import POLICY_MODEL, CasbinPolicy, Policy
-from mcpward.guard._ratelimit import Bucket, Limit, RateLimiter
-from mcpward.guard._ratelimit.memory import MemoryRateLimiter
 from mcpward.guard._rfc9728 import ProtectedResourceMetadata, metadata_url
 from mcpward.guard._scopes import ScopeRules
 from mcpward.guard._verify import ByFormat, JWTVerifier, TokenVerifier
 from mcpward.guard.middleware import GuardMiddleware
 from mcpward.revocation import RevocationView
+from mcpward.state import Bucket, Limit, MemoryRateLimiter, RateLimiter
 
 
 def make_guard(
@@ -69,6 +69,7 @@ def make_guard(
     policy: Policy | None = None,
     audit: AuditLog | None = None,
     http: httpx.AsyncClient | None = None,
+    rate_limit_failure: FailureMode = "closed",
     clock: Clock = system_clock,
     leeway: float = 30.0,
 ) -> Guard:
@@ -95,6 +96,7 @@ def make_guard(
         policy=policy,
         audit=audit,
         resource_name=manifest.name,
+        rate_limit_failure=rate_limit_failure,
         clock=clock,
     )
 
@@ -135,12 +137,13 @@ __all__ = [
     "MCPWARD",
     "OKTA",
     "POLICY_MODEL",
+    "BadAuthorization",
     "BadMessage",
     "Bucket",
     "ByFormat",
     "CasbinPolicy",
     "ClaimMapping",
-    "DiscoveryError",
+    "FailureMode",
     "Guard",
     "GuardError",
     "GuardMetrics",
@@ -148,8 +151,8 @@ __all__ = [
     "Identity",
     "InsufficientScope",
     "IntrospectionVerifier",
-    "InvalidRequest",
     "InvalidToken",
+    "IssuerDiscoveryError",
     "IssuerKeys",
     "JWTVerifier",
     "KeySource",
@@ -170,6 +173,7 @@ __all__ = [
     "ScopeRules",
     "StaticKeys",
     "TokenVerifier",
+    "Unavailable",
     "current_identity",
     "discover",
     "identity_of",

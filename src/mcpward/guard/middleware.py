@@ -29,7 +29,7 @@ from mcpward.guard._errors import BadMessage, GuardError, InsufficientScope
 from mcpward.guard._guard import Guard
 from mcpward.guard._identity import Identity, _reset_current, _set_current
 from mcpward.guard._jsonrpc import LISTS, Call, Kind, parse
-from mcpward.guard._ratelimit import Decision
+from mcpward.state import Decision
 
 MAX_BODY = 4 * 1024 * 1024
 _USER_CACHE = 4096

@@ -37,7 +37,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import SplitResult, urlsplit
 
 from joserfc.errors import JoseError
@@ -55,7 +55,13 @@ from mcpward.server.errors import (
     InvalidRequest,
     OAuthError,
 )
-from mcpward.storage.records import ClientRecord, ResourceRecord
+from mcpward.storage.records import (
+    AuthMethod,
+    ClientRecord,
+    ClientSource,
+    GrantType,
+    ResourceRecord,
+)
 
 if TYPE_CHECKING:
     from mcpward.server.core import AuthorizationServer
@@ -135,7 +141,7 @@ class ClientMetadata:
         body.update(self.extra)
         return body
 
-    def record(self, client_id: str, *, source: str, name: str) -> ClientRecord:
+    def record(self, client_id: str, *, source: ClientSource, name: str) -> ClientRecord:
         metadata: dict[str, Any] = {"response_types": list(self.response_types), **self.extra}
         if self.client_name is not None:
             metadata["client_name"] = self.client_name
@@ -143,8 +149,9 @@ class ClientMetadata:
             client_id=client_id,
             name=self.client_name or name,
             source=source,
-            token_endpoint_auth_method=self.token_endpoint_auth_method,
-            grant_types=self.grant_types,
+            # validate_metadata admits only values of the vocabulary.
+            token_endpoint_auth_method=cast(AuthMethod, self.token_endpoint_auth_method),
+            grant_types=cast(tuple[GrantType, ...], self.grant_types),
             redirect_uris=self.redirect_uris,
             application_type=self.application_type,
             allowed_scope=self.scope,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from mcpward.server.errors import InvalidScope
 from mcpward.storage.records import ResourceRecord
@@ -21,7 +22,7 @@ def parse(scope: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))  # keep order, drop duplicates
 
 
-def render(scopes: tuple[str, ...] | list[str] | set[str]) -> str:
+def render(scopes: Iterable[str]) -> str:
     return " ".join(sorted(set(scopes)))
 
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mcpward.audit import AuditEvent, Outcome
+from mcpward.audit import AuditEvent, EventName, Outcome
 from mcpward.server._authorization import (
     AuthorizationRequest,
     RedirectableError,
@@ -97,7 +97,10 @@ class Pages:
         self.cookies = SessionCookies(
             self.signer, secure=parts.scheme == "https", clock_lifetime=settings.session_lifetime
         )
-        redis_url = settings.redis_url.get_secret_value()
+        # The pages' own setting, else the deployment's shared Redis.
+        redis_url = settings.redis_url.get_secret_value() or (
+            server.settings.resolved_redis_url() or ""
+        )
         self.throttle: Throttle = (
             RedisThrottle.from_url(redis_url, settings.login_limits, server.clock)
             if redis_url
@@ -124,7 +127,7 @@ class Pages:
 
     def audit(
         self,
-        event: str,
+        event: EventName,
         outcome: Outcome,
         *,
         request: Request | None = None,
@@ -152,7 +155,7 @@ class Pages:
 
     def audit_request(
         self,
-        event: str,
+        event: EventName,
         outcome: Outcome,
         request: Request,
         areq: AuthorizationRequest,

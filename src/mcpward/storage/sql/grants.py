@@ -14,9 +14,14 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mcpward.revocation import Revocation, RevocationKind
 from mcpward.storage.database import writer
-from mcpward.storage.records import CodeRecord, FamilyRecord, RefreshRecord
+from mcpward.storage.records import (
+    CodeRecord,
+    FamilyRecord,
+    RefreshRecord,
+    Revocation,
+    RevocationKind,
+)
 from mcpward.storage.schema import (
     assertion_jtis,
     authorization_codes,
@@ -177,18 +182,6 @@ class SqlGrants:
     async def add_revocations(self, items: Sequence[Revocation]) -> None:
         async with self._writer.begin() as conn:
             await _insert_revocations(conn, items)
-
-    async def revocations_since(self, seq: int, limit: int = 1000) -> list[tuple[int, Revocation]]:
-        async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(revocations)
-                    .where(revocations.c.seq > seq)
-                    .order_by(revocations.c.seq)
-                    .limit(limit)
-                )
-            ).all()
-        return [(r.seq, Revocation(r.kind, r.key, r.revoked_at, r.expires_at)) for r in rows]
 
     async def is_revoked(
         self, *, jti: str, family_id: str | None, subject: str, client_id: str, iat: float
