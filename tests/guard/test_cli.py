@@ -15,11 +15,9 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from redis.asyncio import Redis
 
 from mcpward.demo import create_demo_app
 from mcpward.server import create_app
-from mcpward.state.redis import RedisRevocations
 from mcpward.testing import authorization_server
 from tests.conftest import serve as serve_in_loop
 
@@ -83,17 +81,16 @@ async def test_gateway_process_honours_revocation(
     issuer = f"http://127.0.0.1:{as_port}"
     resource = f"http://127.0.0.1:{gw_port}/mcp"
     upstream_app, _ = create_demo_app()
+    settings: dict[str, str] = {}
     if backend == "redis":
         redis_url: str = request.getfixturevalue("redis_url")
-        redis = Redis.from_url(redis_url)
         feed = ["--redis", redis_url]
+        # The authorization server publishes to the Redis its settings name.
+        settings["redis_url"] = redis_url
     else:
         feed = ["--poll-interval", "0.2"]
-    async with authorization_server(tmp_path, issuer=issuer) as authority:
-        if backend == "redis":
-            # The authorization server publishes to Redis as well as to its own table.
-            authority.server.publisher = RedisRevocations(redis)
-        else:
+    async with authorization_server(tmp_path, issuer=issuer, **settings) as authority:
+        if backend == "table":
             feed += ["--revocations-db", authority.server.settings.resolved_database_url()]
         async with serve_in_loop(create_app(authority.server), as_port):
             with serve(upstream_app) as upstream:
@@ -134,7 +131,6 @@ async def test_gateway_process_honours_revocation(
         f"{still_served} request(s) still served"
     )
     if backend == "redis":
-        await redis.aclose()
         assert still_served == 0  # the very next request
     assert delay < 1.5
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
