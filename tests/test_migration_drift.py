@@ -7,10 +7,8 @@ comparison, with column types, nullability and server defaults compared, finds n
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, MetaData, Text
@@ -20,14 +18,6 @@ from mcpward.storage.database import open_engine, upgrade
 from mcpward.storage.schema import metadata
 
 COMPARE: dict[str, Any] = {"compare_type": True, "compare_server_default": True}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'drift.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 async def differences(url: str, target: MetaData) -> list[Any]:
@@ -58,13 +48,13 @@ def altered(original: MetaData) -> MetaData:
     return copy
 
 
-async def test_migrations_at_head_match_the_metadata(empty_database: str) -> None:
-    assert await differences(empty_database, metadata) == []
+async def test_migrations_at_head_match_the_metadata(database_url: str) -> None:
+    assert await differences(database_url, metadata) == []
 
 
-async def test_the_comparison_sees_type_nullability_and_columns(empty_database: str) -> None:
+async def test_the_comparison_sees_type_nullability_and_columns(database_url: str) -> None:
     """Guards the test above against comparing too little: a forgotten migration shows."""
-    found = await differences(empty_database, altered(metadata))
+    found = await differences(database_url, altered(metadata))
     flat = [d for diff in found for d in (diff if isinstance(diff, list) else [diff])]
     kinds = {(d[0], d[2], d[3]) for d in flat if d[0].startswith("modify_")}
     assert ("modify_type", "resources", "name") in kinds
