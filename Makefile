@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8400
 
-.PHONY: run test install install-test lint typecheck bench clean
+.PHONY: run test install install-test lint bench clean
 
 # Runtime install: the package and its pinned dependencies in a local virtualenv.
 $(VENV)/.installed-runtime: pyproject.toml requirements.lock
