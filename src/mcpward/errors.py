@@ -1,4 +1,7 @@
-"""The root of every exception mcpward raises on purpose."""
+"""The root of every exception mcpward raises on purpose, and the errors every role
+shares."""
+
+__all__ = ["MCPWardError", "StateUnavailable"]
 
 
 class MCPWardError(Exception):

@@ -44,14 +44,6 @@ from tests.pages.support import (
 COOKIE = "mcpward_session"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 def copy_of(b: Browserish, site: Site) -> Browserish:
     """Another client (an attacker's) holding a copy of ``b``'s session cookie."""
     return holding(b.http.cookies[COOKIE], site)

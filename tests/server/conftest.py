@@ -70,14 +70,6 @@ class Running:
         return secret.secret if secret else None
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'mcpward.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 async def start(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
     clock = FrozenClock()
     sink = MemorySink()

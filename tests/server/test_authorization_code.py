@@ -10,73 +10,10 @@ import httpx
 import jwt
 import pytest
 
-from mcpward.server import RedirectableError, issue_code, validate_request
+from mcpward.server import RedirectableError
 from mcpward.server._rfc7636 import s256
 from tests.server.conftest import RESOURCE, Running
-
-REDIRECT = "http://127.0.0.1:33418/callback"
-
-
-async def public_client(r: Running, client_id: str = "cli") -> None:
-    await r.confidential_client(
-        client_id,
-        method="none",
-        allowed_scope=None,
-        grant_types=("authorization_code", "refresh_token"),
-        redirect_uris=(REDIRECT,),
-    )
-
-
-async def get_code(
-    r: Running,
-    verifier: str,
-    *,
-    client_id: str = "cli",
-    scope: str = "orders.read orders.write",
-    redirect_uri: str = REDIRECT,
-) -> str:
-    request = await validate_request(
-        r.server,
-        {
-            "client_id": client_id,
-            "redirect_uri": redirect_uri,
-            "response_type": "code",
-            "code_challenge": s256(verifier),
-            "code_challenge_method": "S256",
-            "scope": scope,
-            "state": "xyz",
-        },
-        [RESOURCE],
-    )
-    location = await issue_code(r.server, request, subject="user-1", auth_time=r.clock())
-    params = httpx.URL(location).params
-    assert params["state"] == "xyz"
-    assert params["iss"] == "http://127.0.0.1:8400"
-    return params["code"]
-
-
-async def redeem(
-    r: Running, code: str, verifier: str, client_id: str = "cli", **extra: str
-) -> httpx.Response:
-    return await r.http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": REDIRECT,
-            "client_id": client_id,
-            "resource": RESOURCE,
-            **extra,
-        },
-    )
-
-
-async def refresh(r: Running, token: str, **extra: str) -> httpx.Response:
-    return await r.http.post(
-        "/token",
-        data={"grant_type": "refresh_token", "refresh_token": token, "client_id": "cli", **extra},
-    )
+from tests.server.support import REDIRECT, code_grant, get_code, public_client, redeem, refresh
 
 
 def test_rfc7636_appendix_b_vector() -> None:
@@ -158,15 +95,7 @@ async def test_code_redemption_checks(running: Running, change: dict[str, str], 
     await public_client(running)
     verifier = secrets.token_urlsafe(48)
     code = await get_code(running, verifier)
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": verifier,
-        "redirect_uri": REDIRECT,
-        "client_id": "cli",
-        "resource": RESOURCE,
-    }
-    data.update(change)
+    data = {**code_grant(code, verifier), **change}
     data = {k: v for k, v in data.items() if v}
     resp = await running.http.post("/token", data=data)
     assert resp.json()["error"] == error, resp.text

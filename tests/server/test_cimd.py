@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,15 +26,14 @@ from joserfc.jwk import ECKey
 
 from mcpward.compose.server import metadata_resolver, safe_fetcher
 from mcpward.config import ClientMetadataDocuments
-from mcpward.server import issue_code, validate_request
 from mcpward.server._cimd import MetadataDocumentResolver
 from mcpward.server._jwks_uri import JwksUriFetcher
-from mcpward.server._rfc7636 import s256
 from mcpward.server._safe_fetch import FetchRefused, is_forbidden_address
 from mcpward.server.clients import ClientRegistry
 from mcpward.storage.records import CachedDocument
 from mcpward.storage.sql.metadata_documents import SqlMetadataDocuments
-from tests.server.conftest import RESOURCE, Running
+from tests.server.conftest import Running
+from tests.server.support import code_flow
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 
@@ -360,31 +358,12 @@ async def test_https_through_the_client_registry(sqlite_running: Running, tmp_pa
         assert tls.requests == [("/client.json", f"localhost:{tls.port}")]
 
         # The whole code flow with the URL as client_id, over the app's /token endpoint.
-        r = sqlite_running
-        verifier = "v" * 64
-        request = await validate_request(
-            r.server,
-            {
-                "client_id": url,
-                "redirect_uri": "http://127.0.0.1:3000/callback",
-                "response_type": "code",
-                "code_challenge": s256(verifier),
-                "code_challenge_method": "S256",
-                "scope": "orders.read",
-            },
-            [RESOURCE],
-        )
-        location = await issue_code(r.server, request, subject="user-1", auth_time=r.clock())
-        token = await r.http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": httpx.URL(location).params["code"],
-                "code_verifier": verifier,
-                "redirect_uri": "http://127.0.0.1:3000/callback",
-                "client_id": url,
-                "resource": RESOURCE,
-            },
+        token = await code_flow(
+            sqlite_running,
+            "v" * 64,
+            client_id=url,
+            redirect_uri="http://127.0.0.1:3000/callback",
+            scope="orders.read",
         )
         assert token.status_code == 200, token.text
         assert len(tls.requests) == 1  # served from the document cache since

@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from tests.server.conftest import RESOURCE, Running
-from tests.server.test_authorization_code import get_code, public_client, redeem, refresh
+from tests.server.support import get_code, public_client, redeem, refresh
 
 
 async def m2m_token(r: Running, client_id: str = "agent") -> tuple[str, str]:

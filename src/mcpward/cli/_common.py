@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -54,3 +55,10 @@ def table(rows: list[list[str]], headers: list[str]) -> list[str]:
     return [fmt.format(*headers), fmt.format(*["-" * w for w in widths])] + [
         fmt.format(*map(str, r)) for r in rows
     ]
+
+
+def when(ts: float | None) -> str:
+    """A UNIX time for people: UTC to the second, ``-`` for never."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -137,6 +137,7 @@ __all__ = [
     "MCPWARD",
     "OKTA",
     "POLICY_MODEL",
+    "PRESETS",
     "BadAuthorization",
     "BadMessage",
     "Bucket",

@@ -24,7 +24,7 @@ from mcpward.server._authorization import (
 )
 from mcpward.server.app import routes, token_fast_path
 from mcpward.server.core import AuthorizationServer, Endpoints
-from mcpward.server.pages import page_routes
+from mcpward.server.pages import page_routes as _page_routes
 
 __all__ = [
     "AuthorizationRequest",
@@ -57,7 +57,7 @@ async def maintained(server: AuthorizationServer) -> AsyncIterator[None]:
 def create_app(server: AuthorizationServer) -> Starlette:
     """The server's endpoints and pages as one application that maintains the server and
     closes it when it stops."""
-    pages = page_routes(server)
+    pages = _page_routes(server)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
