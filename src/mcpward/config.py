@@ -30,6 +30,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mcpward.errors import ConfigError
+
 CONFIG_ENV = "MCPWARD_CONFIG"
 DEFAULT_CONFIG_FILE = "mcpward.toml"
 
@@ -307,11 +309,6 @@ def is_loopback_host(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-class ConfigError(Exception):
-    """A configuration problem, described without echoing any value (values may be
-    secrets)."""
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -1,7 +1,7 @@
 """The root of every exception mcpward raises on purpose, and the errors every role
 shares."""
 
-__all__ = ["MCPWardError", "StateUnavailable"]
+__all__ = ["ConfigError", "MCPWardError", "StateUnavailable"]
 
 
 class MCPWardError(Exception):
@@ -14,3 +14,8 @@ class StateUnavailable(MCPWardError):
     let rate limits fail open."""
 
     retry_after = 5
+
+
+class ConfigError(MCPWardError):
+    """A configuration problem, described without echoing any value (values may be
+    secrets)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mcpward import __version__
-from mcpward.config import ConfigError
+from mcpward.errors import ConfigError
 
 
 class _Main(click.Group):

@@ -6,14 +6,14 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mcpward.audit import AuditLog, sink_from_spec
-from mcpward.compose.server import open_server
-from mcpward.config import Settings, load_settings
-from mcpward.server import AuthorizationServer
+if TYPE_CHECKING:
+    from mcpward.config import Settings
+    from mcpward.server import AuthorizationServer
+
 
 T = TypeVar("T")
 
@@ -23,6 +23,12 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 def run_with_server(
     action: Callable[[AuthorizationServer], Awaitable[T]], settings: Settings | None = None
 ) -> T:
+    # Imported here, not at the top: `mcpward --help` and commands that need no server
+    # start without loading the server, its storage and its pages.
+    from mcpward.audit import AuditLog, sink_from_spec
+    from mcpward.compose.server import open_server
+    from mcpward.config import load_settings
+
     settings = settings or load_settings()
     # Audit events still go to the configured sink, but never into a command's stdout,
     # which scripts parse (--json).

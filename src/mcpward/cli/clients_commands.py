@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from mcpward.cli import main
 from mcpward.cli._common import emit, json_option, run_with_server, table, when
-from mcpward.config import load_settings
-from mcpward.server import AuthorizationServer
-from mcpward.server.clients import NewSecret
-from mcpward.server.secret_sink import sink_from_spec
 from mcpward.storage.records import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -22,6 +18,10 @@ from mcpward.storage.records import (
     ClientRecord,
     GrantType,
 )
+
+if TYPE_CHECKING:
+    from mcpward.server import AuthorizationServer
+    from mcpward.server.clients import NewSecret
 
 
 def _client_dict(c: ClientRecord) -> dict[str, Any]:
@@ -213,6 +213,9 @@ def clients_rotate_secret(client_id: str, overlap: float | None, as_json: bool) 
 def clients_rotate_due(within: float | None, sink: str | None, as_json: bool) -> None:
     """Rotate every secret that is due and hand each new one to the secret sink. Meant for
     a daily cron job that owns the whole 90-day cycle."""
+    from mcpward.config import load_settings
+    from mcpward.server.secret_sink import sink_from_spec
+
     settings = load_settings()
     spec = sink or settings.secret_sink
     if not spec:

@@ -7,7 +7,6 @@ import asyncio
 import click
 
 from mcpward.cli import main
-from mcpward.config import load_settings
 
 
 @main.group()
@@ -18,6 +17,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
+    from mcpward.config import load_settings
     from mcpward.storage.database import current_revision, open_engine, upgrade
 
     settings = load_settings()

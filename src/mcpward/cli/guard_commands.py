@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 import click
-import httpx
 
 from mcpward.cli import main
 
@@ -217,6 +216,8 @@ def manifest(
     loaded: Manifest = _load_manifest(manifest_path)
 
     async def metadata() -> dict[str, Any]:
+        import httpx
+
         async with httpx.AsyncClient(timeout=10) as http:
             return await discover(issuer, http)
 

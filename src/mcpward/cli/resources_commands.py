@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mcpward.cli import main
 from mcpward.cli._common import emit, json_option, run_with_server, table
-from mcpward.server import AuthorizationServer
 from mcpward.storage.records import ResourceRecord
+
+if TYPE_CHECKING:
+    from mcpward.server import AuthorizationServer
 
 
 @main.group()

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mcpward.cli import main
-from mcpward.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mcpward.config import Settings
 
 
 @main.command()
@@ -24,6 +26,7 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
     import uvicorn
 
     from mcpward.compose.apps import open_serving
+    from mcpward.config import load_settings
 
     overrides: dict[str, Any] = {}
     if host:

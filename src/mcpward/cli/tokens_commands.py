@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mcpward.cli import main
 from mcpward.cli._common import emit, json_option, run_with_server
-from mcpward.server import AuthorizationServer
+
+if TYPE_CHECKING:
+    from mcpward.server import AuthorizationServer
 
 
 @main.group()

@@ -146,8 +146,8 @@ class ClientAuthenticator:
                 raise InvalidClient("client_assertion signature is invalid") from None
             await self._check_assertion_claims(client_id, token.claims)
         except InvalidClient as error:
-            error.client_id = client_id  # a registered client: the audit may name it
-            raise
+            # A registered client: the audit trail may name it.
+            raise InvalidClient(error.description, client_id=client_id) from None
         return AuthenticatedClient(client, "private_key_jwt")
 
     async def _client_keys(self, client: ClientRecord) -> KeySet:
