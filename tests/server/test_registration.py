@@ -21,7 +21,8 @@ from starlette.routing import Route
 
 from mcpward.server import issue_code, validate_request
 from mcpward.server._authorization import redirect_uri_matches
-from mcpward.server._rfc7591 import MAX_BODY, read_json, register, validate_metadata
+from mcpward.server._client_metadata import validate_metadata
+from mcpward.server._rfc7591 import MAX_BODY, read_json, register
 from mcpward.server._rfc7636 import s256
 from mcpward.server.app import json_response, oauth_endpoint
 from mcpward.server.core import AuthorizationServer

@@ -48,7 +48,7 @@ import httpx
 
 from mcpward.audit import AuditEvent
 from mcpward.config import ClientMetadataDocuments
-from mcpward.server._rfc7591 import parse_json, validate_jwks, validate_metadata
+from mcpward.server._client_metadata import parse_json, validate_jwks, validate_metadata
 from mcpward.server.errors import OAuthError
 from mcpward.storage.records import ClientRecord
 from mcpward.storage.sql.metadata_documents import SqlMetadataDocuments
