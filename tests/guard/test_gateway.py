@@ -60,8 +60,17 @@ async def test_session_tools_and_no_token_passthrough(gateway: Any) -> None:
     url, minter, sink = gateway
     token = minter.mint("orders.read")
     async with Client(streamable_http_client(url, http_client=bearer_client(token))) as c:
-        names = {t.name for t in (await c.list_tools()).tools}
-        assert names == {"search_orders", "export_orders", "whoami", "upstream_view"}
+        granted = {
+            t.name: (t.meta or {})["io.mcpward/scopes"]["granted"]
+            for t in (await c.list_tools()).tools
+        }
+        assert granted == {
+            "search_orders": True,
+            "export_orders": True,
+            "whoami": True,
+            "upstream_view": True,
+            "refund_order": False,
+        }
         result = await c.call_tool("search_orders", {"query": "paid"})
         assert "ord_1003" in str(result.structured_content)
         seen = await c.call_tool("upstream_view", {})

@@ -2,9 +2,9 @@
 to the client.
 
 :class:`Inspector` records the status, adds the RateLimit headers, notes which tool calls
-failed (for the audit trail and metrics), and rewrites ``*/list`` results, in a JSON body
-or an SSE stream. SSE events are never held up; a JSON answer is held back only when a
-list result has to be rewritten.
+failed (for the audit trail and metrics), and rewrites ``*/list`` results (annotated or
+filtered, ``_lists.py``), in a JSON body or an SSE stream. SSE events are never held up;
+a JSON answer is held back only when a list result has to be rewritten.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.types import Message, Send
 from mcpward.guard._guard import Guard
 from mcpward.guard._identity import Identity
 from mcpward.guard._jsonrpc import LISTS, Call, Kind
+from mcpward.guard._lists import annotated, filtered
 
 
 class Inspector:
@@ -193,13 +194,12 @@ class Inspector:
         items = result.get(field)
         if not isinstance(items, list):
             return False
-        result[field] = [
-            item
-            for item in items
-            if isinstance(item, dict)
-            and isinstance(item.get(name), str)
-            and self._guard.visible(self._identity, kind, item[name])
-        ]
+        guard, identity = self._guard, self._identity
+        if guard.rules.list_visibility == "filter":
+            result[field] = filtered(items, name, lambda t: guard.visible(identity, kind, t))
+        else:
+            required = guard.rules.required
+            result[field] = annotated(items, name, lambda t: required(kind, t), identity.scopes)
         return True
 
 
