@@ -61,7 +61,11 @@ async def test_agent_against_mcpward_authorization_server_and_guard(tmp_path: Pa
                     Client(streamable_http_client(resource, http_client=http)) as client,
                 ):
                     who = await client.call_tool("whoami", {})
-                    tools = {t.name for t in (await client.list_tools()).tools}
+                    tools = {
+                        t.name
+                        for t in (await client.list_tools()).tools
+                        if (t.meta or {})["io.mcpward/scopes"]["granted"]
+                    }
             finally:
                 await auth.aclose()
             assert who.structured_content == {

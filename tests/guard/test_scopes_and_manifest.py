@@ -101,13 +101,16 @@ async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def http_for(minter: Minter, default_scopes: list[str] | None = None) -> httpx.AsyncClient:
+def http_for(
+    minter: Minter, default_scopes: list[str] | None = None, list_visibility: Any = None
+) -> httpx.AsyncClient:
     guard = make_guard(
         issuer=ISSUER,
         resource=RESOURCE,
         manifest=Manifest.from_dict(SOURCE_EXAMPLE),
         keys=StaticKeys(minter.jwks()),
         default_scopes=default_scopes,
+        list_visibility=list_visibility,
     )
     transport = httpx.ASGITransport(app=protect(echo_app, guard))
     return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
@@ -135,7 +138,7 @@ async def test_batch_is_checked_item_by_item(minter: Minter) -> None:
     assert 'scope="orders.read orders.write refund.admin"' in r.headers["www-authenticate"]
 
 
-async def test_resources_and_prompts_carry_scopes_and_lists_are_filtered(minter: Minter) -> None:
+async def test_resources_and_prompts_carry_scopes(minter: Minter) -> None:
     async with http_for(minter) as http:
         reader = minter.mint("orders.read")
         assert (
@@ -147,8 +150,29 @@ async def test_resources_and_prompts_carry_scopes_and_lists_are_filtered(minter:
         assert (await post(http, reader, req(1, "prompts/get", name="triage"))).status_code == 403
         listed = (await post(http, reader, req(1, "resources/list"))).json()
         prompts = (await post(http, reader, req(1, "prompts/list"))).json()
+    # Annotated (the default): undeclared entries left out, the others with their scopes.
+    assert listed["result"]["resources"] == [
+        {
+            "uri": "orders://recent",
+            "_meta": {"io.mcpward/scopes": {"required": ["orders.read"], "granted": True}},
+        }
+    ]
+    assert prompts["result"]["prompts"] == [
+        {
+            "name": "triage",
+            "_meta": {"io.mcpward/scopes": {"required": ["orders.write"], "granted": False}},
+        }
+    ]
+    async with http_for(minter, list_visibility="filter") as http:
+        listed = (await post(http, reader, req(1, "resources/list"))).json()
+        prompts = (await post(http, reader, req(1, "prompts/list"))).json()
+        both = (await post(http, reader, [req(1, "resources/list"), req(2, "prompts/list")])).json()
     assert listed["result"]["resources"] == [{"uri": "orders://recent"}]
     assert prompts["result"]["prompts"] == []
+    assert [m["result"] for m in both] == [
+        {"resources": [{"uri": "orders://recent"}]},
+        {"prompts": []},
+    ]
 
 
 async def test_undeclared_tool_is_denied_unless_a_default_is_set(minter: Minter) -> None:

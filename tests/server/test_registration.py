@@ -20,7 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mcpward.server._authorization import redirect_uri_matches
-from mcpward.server._rfc7591 import MAX_BODY, read_json, register, validate_metadata
+from mcpward.server._client_metadata import validate_metadata
+from mcpward.server._rfc7591 import MAX_BODY, read_json, register
 from mcpward.server.app import json_response, oauth_endpoint
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.errors import OAuthError

@@ -61,6 +61,12 @@ def _header(value: str) -> tuple[str, str]:
     help="Scopes for tools the manifest does not list (default: such tools are denied).",
 )
 @click.option(
+    "--list-filter",
+    is_flag=True,
+    help="tools/list, resources/list, prompts/list show only what the token can use now "
+    "(default: every entry, annotated with its scopes, so hosts can step up).",
+)
+@click.option(
     "--upstream-header",
     "upstream_headers",
     multiple=True,
@@ -119,6 +125,7 @@ def gateway(
     manifest_path: str | None,
     claims: str,
     default_scopes: tuple[str, ...],
+    list_filter: bool,
     upstream_headers: tuple[str, ...],
     upstream_header_env: str | None,
     redis_url: str | None,
@@ -173,6 +180,8 @@ def gateway(
         manifest=_load_manifest(manifest_path),
         claims=claims,
         default_scopes=default_scopes or None,
+        # Without the flag the manifest's list_visibility decides (annotate by default).
+        list_visibility="filter" if list_filter else None,
         revocations=revocations,
         rate_limiter=rate_limiter,
         rate_limits=limits,

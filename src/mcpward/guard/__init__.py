@@ -43,6 +43,7 @@ from mcpward.guard._errors import (
 from mcpward.guard._guard import FailureMode, Guard, RateLimits
 from mcpward.guard._identity import Identity, current_identity, require_identity
 from mcpward.guard._introspection import IntrospectionVerifier
+from mcpward.guard._lists import ListVisibility
 from mcpward.guard._manifest import Manifest, ManifestError, OAuthBlock, manifest_from_code
 from mcpward.guard._metrics import GuardMetrics
 from mcpward.guard._policy import POLICY_MODEL, CasbinPolicy, Policy
@@ -72,9 +73,15 @@ def make_guard(
     rate_limit_failure: FailureMode = "closed",
     clock: Clock = system_clock,
     leeway: float = 30.0,
+    list_visibility: ListVisibility | None = None,
 ) -> Guard:
     """A guard for tokens from ``issuer`` whose audience is ``resource``. Without ``keys``
-    the issuer's JWKS is found by discovery (RFC 8414, then OpenID) on first use."""
+    the issuer's JWKS is found by discovery (RFC 8414, then OpenID) on first use.
+
+    ``list_visibility``: ``"annotate"`` (every usable entry of ``*/list`` results, with
+    the scopes it requires and whether the token holds them, so hosts can step up) or
+    ``"filter"`` (only what the token can use now); default: the manifest's
+    ``list_visibility``, else ``"annotate"``."""
     mapping = PRESETS[claims] if isinstance(claims, str) else claims
     if verifier is None:
         verifier = JWTVerifier(
@@ -89,7 +96,7 @@ def make_guard(
         resource=resource,
         authorization_servers=[issuer],
         verifier=verifier,
-        rules=ScopeRules(manifest, default_scopes),
+        rules=ScopeRules(manifest, default_scopes, list_visibility),
         revocations=revocations,
         rate_limiter=rate_limiter,
         rate_limits=rate_limits,
@@ -158,6 +165,7 @@ __all__ = [
     "JWTVerifier",
     "KeySource",
     "Limit",
+    "ListVisibility",
     "LocalKeys",
     "Manifest",
     "ManifestError",

@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterable
 from typing import ClassVar
 
+from mcpward._asgi import ratelimit_headers
 from mcpward.audit import Outcome
 from mcpward.errors import MCPWardError
 from mcpward.guard._challenge import www_authenticate
@@ -136,10 +137,10 @@ class RateLimited(GuardError):
     def headers(self, resource_metadata: str | None) -> dict[str, str]:
         headers = super().headers(resource_metadata)
         headers["retry-after"] = str(self.retry_after)
-        # draft-ietf-httpapi-ratelimit-headers-09 (structured fields): quota q per window
-        # w; remaining r, seconds until reset t.
-        headers["ratelimit-policy"] = f'"{self.policy}";q={self.limit};w={math.ceil(self.window)}'
-        headers["ratelimit"] = f'"{self.policy}";r=0;t={self.retry_after}'
+        fields = ratelimit_headers(
+            self.policy, quota=self.limit, window=self.window, remaining=0, reset=self.retry_after
+        )
+        headers.update((name.decode(), value.decode()) for name, value in fields)
         return headers
 
 

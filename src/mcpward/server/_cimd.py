@@ -27,7 +27,7 @@ from urllib.parse import SplitResult, urlsplit
 from mcpward._clock import Clock
 from mcpward.audit import AuditEvent, AuditLog
 from mcpward.config import ClientMetadataDocuments
-from mcpward.server._rfc7591 import validate_metadata
+from mcpward.server._client_metadata import validate_metadata
 from mcpward.server._safe_fetch import URL_CHARS, Fetched, FetchRefused, SafeFetcher
 from mcpward.server._safe_fetch import shown as shown_url
 from mcpward.server.errors import OAuthError

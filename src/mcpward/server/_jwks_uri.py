@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from mcpward._clock import Clock
-from mcpward.server._rfc7591 import validate_jwks
+from mcpward.server._client_metadata import validate_jwks
 from mcpward.server._safe_fetch import FetchRefused, SafeFetcher, shown
 from mcpward.server.errors import OAuthError
 

@@ -27,8 +27,9 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
+from mcpward._asgi import media_type
 from mcpward.errors import MCPWardError
-from mcpward.server._rfc7591 import parse_json
+from mcpward.server._client_metadata import parse_json
 from mcpward.server.errors import OAuthError
 
 URL_CHARS = re.compile(r"^[\x21-\x7e]+$")
@@ -226,8 +227,7 @@ class SafeFetcher:
             raise FetchRefused("redirect")
         if response.status_code != 200:
             raise FetchRefused("http_status")
-        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
+        if media_type(response.headers.get("content-type")) != "application/json":
             raise FetchRefused("content_type")
         if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
             raise FetchRefused("content_encoding")

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcpward._asgi import send_response
 from mcpward.audit import AuditEvent
 from mcpward.server import _rfc7009, _rfc7591, _rfc7662, _rfc8414, grants
 from mcpward.server._client_auth import AuthenticatedClient
@@ -129,10 +130,7 @@ class TokenFastPath:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
             if len(headers) == len(raw) and "origin" not in headers:
                 status, out, body = await token_exchange(self.server, receive, headers, self.path)
-                response = [(k.lower().encode(), v.encode()) for k, v in out.items()]
-                response.append((b"content-length", str(len(body)).encode()))
-                await send({"type": "http.response.start", "status": status, "headers": response})
-                await send({"type": "http.response.body", "body": body})
+                await send_response(send, status, out, body)
                 return
         await self.app(scope, receive, send)
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mcpward._asgi import BodyIncomplete, BodyTooLarge, media_type, read_body
 from mcpward.audit import AuditEvent, EventName, Outcome
 from mcpward.server._authorization import (
     AuthorizationRequest,
@@ -51,14 +52,16 @@ class BadForm(Exception):
 
 
 async def read_form(request: Request) -> Form:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
+    if media_type(request.headers.get("content-type")) != "application/x-www-form-urlencoded":
         raise BadForm("unexpected content type")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            raise BadForm("form too large")
+    try:
+        body = await read_body(
+            request.receive, limit=MAX_FORM, content_length=request.headers.get("content-length")
+        )
+    except BodyTooLarge:
+        raise BadForm("form too large") from None
+    except BodyIncomplete:
+        raise BadForm("the form did not arrive") from None
     try:
         return parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except (UnicodeDecodeError, ValueError):
