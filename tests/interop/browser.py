@@ -9,6 +9,7 @@ import stat
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from playwright.async_api import Browser, BrowserContext
 
@@ -21,7 +22,7 @@ class Authorization:
     client_id: str
     scope_requested: str
     consent_shown: bool = False
-    landed: str = ""
+    landed: str = ""  # where the browser was sent back to (origin only: the URL holds the code)
 
 
 @dataclass
@@ -59,8 +60,6 @@ class Person:
             raise AssertionError(f"the browser sign-in failed: {self.errors[0]!r}")
 
     async def authorize(self, url: str) -> None:
-        from urllib.parse import parse_qs, urlsplit
-
         assert url.startswith(self.issuer + "/authorize?"), url
         query = parse_qs(urlsplit(url).query)
         record = Authorization(
@@ -86,8 +85,8 @@ class Person:
                 await shot(page, f"interop-{self.label}-consent-{len(self.authorizations)}")
                 async with page.expect_navigation():
                     await page.get_by_role("button", name="Allow access").click()
-            record.landed = page.url
             assert not page.url.startswith(self.issuer), f"still at {page.url}"
+            record.landed = urlsplit(page.url).netloc
         finally:
             await page.close()
 
