@@ -102,10 +102,15 @@ async def test_code_flow_and_rotation(running: Running) -> None:
     second = resp.json()
     assert second["scope"] == "orders.read"
     assert second["refresh_token"] != first["refresh_token"]
+    # Scopes beyond the grant are left out, and the answer says what was issued.
     resp = await refresh(running, second["refresh_token"], scope="orders.read refund.admin")
+    assert resp.status_code == 200, resp.text
+    third = resp.json()
+    assert third["scope"] == "orders.read"
+    resp = await refresh(running, third["refresh_token"], scope="refund.admin")
     assert resp.json()["error"] == "invalid_scope"
     # The refresh token keeps the originally granted scope (RFC 6749 §6).
-    resp = await refresh(running, second["refresh_token"])
+    resp = await refresh(running, third["refresh_token"])
     assert resp.status_code == 200 and resp.json()["scope"] == "orders.read orders.write"
 
     # Nothing secret was stored or audited in the clear.
@@ -265,13 +270,17 @@ async def test_preregistered_client_limited_to_its_scopes(running: Running) -> N
         redirect_uris=(REDIRECT,),
     )
     with pytest.raises(RedirectableError) as caught:
-        await get_code(running, secrets.token_urlsafe(48), client_id="limited")
+        await get_code(
+            running, secrets.token_urlsafe(48), client_id="limited", scope="refund.admin"
+        )
     assert caught.value.error.error == "invalid_scope"
-    verifier = secrets.token_urlsafe(48)
-    code = await get_code(running, verifier, client_id="limited", scope="orders.read")
-    resp = await redeem(running, code, verifier, client_id="limited")
-    assert resp.json()["scope"] == "orders.read"
-    assert "refresh_token" not in resp.json()
+    # Asking for more than it may have: offered (and issued) the intersection.
+    for scope in ("orders.read", "orders.read orders.write refund.admin"):
+        verifier = secrets.token_urlsafe(48)
+        code = await get_code(running, verifier, client_id="limited", scope=scope)
+        resp = await redeem(running, code, verifier, client_id="limited")
+        assert resp.json()["scope"] == "orders.read"
+        assert "refresh_token" not in resp.json()
 
 
 async def test_disabling_a_metadata_document_client_blocks_it(running: Running) -> None:

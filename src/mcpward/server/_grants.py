@@ -85,7 +85,15 @@ def _issued(
     subject: str,
     audience: str,
     family_id: str | None = None,
+    requested: tuple[str, ...] = (),
 ) -> None:
+    detail: dict[str, str | int | float | bool | None] = {}
+    if family_id:
+        detail["family"] = family_id
+    granted = access.scope.split()
+    if requested and set(requested) != set(granted):
+        # Scope tokens are validated (RFC 6749 §3.3 syntax, known to the resource).
+        detail["requested_scope"] = _scopes.render(requested)
     server.audit.emit(
         AuditEvent(
             event,
@@ -93,9 +101,9 @@ def _issued(
             client_id=client_id,
             subject=subject,
             jti=access.jti,
-            scopes=access.scope.split(),
+            scopes=granted,
             audience=audience,
-            detail={"family": family_id} if family_id else {},
+            detail=detail,
         )
     )
 
@@ -114,20 +122,7 @@ async def _client_credentials(
         raise UnauthorizedClient("client_credentials needs a confidential client")
     resource = server.resolve_resource(resources)
     requested = _scopes.parse(form.get("scope"))
-    _scopes.check_against_resource(requested, resource)
-    allowed = (
-        set(_scopes.parse(client.allowed_scope))
-        if client.allowed_scope is not None
-        else set(resource.scopes)
-    )
-    if requested:
-        if not set(requested) <= allowed:
-            raise InvalidScope("the client is not allowed this scope")
-        granted = requested
-    else:
-        granted = tuple(s for s in resource.scopes if s in allowed)
-        if not granted:
-            raise InvalidScope("the client is allowed no scope of this resource")
+    granted = _scopes.grantable(requested, resource, client.allowed_scope)
     access = server.mint(
         subject=client.client_id,
         client_id=client.client_id,
@@ -141,6 +136,7 @@ async def _client_credentials(
         client_id=client.client_id,
         subject=client.client_id,
         audience=resource.uri,
+        requested=requested,
     )
     return _body(access)
 
@@ -271,10 +267,13 @@ async def _refresh_token(
     if resources and list(resources) != [family.resource]:
         raise InvalidTarget("resource differs from the original grant")
 
-    granted = _scopes.parse(old.scope)
-    requested = _scopes.parse(form.get("scope")) or granted
-    if not set(requested) <= set(granted):
-        raise InvalidScope("a refresh may narrow the scope, never widen it")
+    # RFC 6749 §6: a refresh may narrow the grant, never widen it; scopes beyond the grant
+    # are left out (and the response's scope says what was issued).
+    held = _scopes.parse(old.scope)
+    requested = _scopes.parse(form.get("scope"))
+    narrowed = tuple(s for s in requested if s in held) if requested else held
+    if not narrowed:
+        raise InvalidScope("none of the requested scopes is part of this grant")
 
     new_token = new_credential("rt")
     new = _refresh_record(server, new_token, family, old.scope, now)
@@ -286,7 +285,7 @@ async def _refresh_token(
         subject=family.subject,
         client_id=client.client_id,
         resource=family.resource,
-        scope=_scopes.render(requested),
+        scope=_scopes.render(narrowed),
         family_id=family.id,
     )
     _issued(
@@ -297,6 +296,7 @@ async def _refresh_token(
         subject=family.subject,
         audience=family.resource,
         family_id=family.id,
+        requested=requested,
     )
     return _body(access, new_token)
 

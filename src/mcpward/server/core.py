@@ -162,10 +162,18 @@ class AuthorizationServer:
         uri = values[0] if values else self.settings.default_resource
         if not uri:
             raise InvalidTarget("the resource parameter is required")
-        resource = self._resources.get(uri) or self._resources.get(uri.rstrip("/"))
+        resource = self._resources.get(uri)
         if resource is None:
-            raise InvalidTarget("unknown resource")
+            raise InvalidTarget(self._unknown_resource(uri))
         return resource
+
+    def _unknown_resource(self, uri: str) -> str:
+        """Resources are compared exactly as registered (RFC 8707, MCP: the canonical URI);
+        a near miss names the registered resource, never echoing what the client sent."""
+        for known in self._resources:
+            if known.rstrip("/") == uri.rstrip("/") or known.lower() == uri.lower():
+                return f"unknown resource; the registered one is {known} (compared exactly)"
+        return "unknown resource"
 
     # -- tokens ---------------------------------------------------------------------------
 
