@@ -45,6 +45,7 @@ class InteropClient(ABC):
     """One client application, signed in as the demo user through `person`."""
 
     label: str
+    shows_meta = True  # whether the client hands tools' `_meta` to its host
 
     def __init__(self, server: DemoServer, person: Person, workdir: Path) -> None:
         self.server = server

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from playwright.async_api import Browser, BrowserContext
+from playwright.async_api import Browser, BrowserContext, Page
 
 from tests.pages.browser import shot
 
@@ -59,8 +59,24 @@ class Person:
         if self.errors:
             raise AssertionError(f"the browser sign-in failed: {self.errors[0]!r}")
 
+    async def context(self) -> BrowserContext:
+        if self._context is None:
+            self._context = await self.browser.new_context(viewport={"width": 1280, "height": 800})
+        return self._context
+
     async def authorize(self, url: str) -> None:
+        """A new tab on `url` (the client's authorization request), then sign in and consent."""
         assert url.startswith(self.issuer + "/authorize?"), url
+        page = await (await self.context()).new_page()
+        try:
+            await page.goto(url)
+            await self.sign_in_and_consent(page, url)
+        finally:
+            await page.close()
+
+    async def sign_in_and_consent(self, page: Page, url: str) -> None:
+        """On `page`, which the client sent to `url`: sign in if asked, consent to `allow`,
+        and follow the redirect back to the client."""
         query = parse_qs(urlsplit(url).query)
         record = Authorization(
             url=url,
@@ -68,27 +84,20 @@ class Person:
             scope_requested=query.get("scope", [""])[0],
         )
         self.authorizations.append(record)
-        if self._context is None:
-            self._context = await self.browser.new_context(viewport={"width": 1280, "height": 800})
-        page = await self._context.new_page()
-        try:
-            await page.goto(url)
-            if page.url.startswith(self.issuer) and await page.get_by_label("Username").count():
-                await page.get_by_label("Username").fill(self.username)
-                await page.get_by_label("Password").fill(self.password)
-                async with page.expect_navigation():
-                    await page.get_by_role("button", name="Sign in").click()
-            if page.url.startswith(self.issuer):
-                record.consent_shown = True
-                for box in await page.locator('input[name="scope"]').all():
-                    await box.set_checked(await box.get_attribute("value") in self.allow)
-                await shot(page, f"interop-{self.label}-consent-{len(self.authorizations)}")
-                async with page.expect_navigation():
-                    await page.get_by_role("button", name="Allow access").click()
-            assert not page.url.startswith(self.issuer), f"still at {page.url}"
-            record.landed = urlsplit(page.url).netloc
-        finally:
-            await page.close()
+        if page.url.startswith(self.issuer) and await page.get_by_label("Username").count():
+            await page.get_by_label("Username").fill(self.username)
+            await page.get_by_label("Password").fill(self.password)
+            async with page.expect_navigation():
+                await page.get_by_role("button", name="Sign in").click()
+        if page.url.startswith(self.issuer):
+            record.consent_shown = True
+            for box in await page.locator('input[name="scope"]').all():
+                await box.set_checked(await box.get_attribute("value") in self.allow)
+            await shot(page, f"interop-{self.label}-consent-{len(self.authorizations)}")
+            async with page.expect_navigation():
+                await page.get_by_role("button", name="Allow access").click()
+        assert not page.url.startswith(self.issuer), f"still at {page.url}"
+        record.landed = urlsplit(page.url).netloc
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

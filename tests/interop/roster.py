@@ -12,6 +12,7 @@ from tests.interop.base import InteropClient, MachineClient
 from tests.interop.browser import Person
 from tests.interop.fastmcp_client import FastMCPHuman, FastMCPMachine
 from tests.interop.inspector import InspectorCli
+from tests.interop.inspector_web import InspectorWeb
 from tests.interop.mcp_remote import McpRemote, McpRemoteMachine
 from tests.interop.server import DemoServer
 from tests.interop.ts_sdk import TsSdkClient, TsSdkMachine
@@ -23,6 +24,7 @@ HUMAN: dict[str, Factory] = {
     "ts-sdk-2": lambda s, p, w: TsSdkClient("sdk2", "ts-sdk-2", s, p, w),
     "mcp-remote": McpRemote,
     "inspector-cli": InspectorCli,
+    "inspector-web": InspectorWeb,
     "fastmcp": FastMCPHuman,
 }
 MACHINE: dict[str, MachineClient] = {
