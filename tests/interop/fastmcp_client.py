@@ -35,11 +35,16 @@ def _token_store(directory: Path) -> FileTreeStore:
 
 
 class _TestBrowser(webbrowser.BaseBrowser):
+    """The person's browser while the client lives; afterwards it declines every URL, so
+    webbrowser falls through to the next browser (webbrowser has no unregister)."""
+
     def __init__(self, person: Person) -> None:
         super().__init__("mcpward-interop")
-        self.person = person
+        self.person: Person | None = person
 
     def open(self, url: str, new: int = 0, autoraise: bool = True) -> bool:
+        if self.person is None:
+            return False
         self.person.open(url)
         return True
 
@@ -58,7 +63,8 @@ class FastMCPHuman(InteropClient):
 
     def __init__(self, server: DemoServer, person: Person, workdir: Path) -> None:
         super().__init__(server, person, workdir)
-        webbrowser.register("mcpward-interop", None, _TestBrowser(person), preferred=True)
+        self.browser = _TestBrowser(person)
+        webbrowser.register("mcpward-interop", None, self.browser, preferred=True)
         store = _token_store(workdir / "tokens")
         auth = OAuth(client_name="mcpward interop (FastMCP)", token_storage=store)
         self.session: Session[Client[Any]] = Session(lambda: Client(server.resource, auth=auth))
@@ -77,6 +83,7 @@ class FastMCPHuman(InteropClient):
 
     async def aclose(self) -> None:
         await self.session.aclose()
+        self.browser.person = None
 
 
 class FastMCPMachine(MachineClient):

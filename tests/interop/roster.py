@@ -77,6 +77,12 @@ class Roster:
         return path
 
     async def aclose(self) -> None:
+        errors: list[BaseException] = []
         for client in self._clients.values():
-            await client.aclose()
-            await client.person.aclose()
+            for close in (client.aclose, client.person.aclose):
+                try:
+                    await close()
+                except Exception as error:  # close the others all the same
+                    errors.append(error)
+        if errors:
+            raise errors[0]
