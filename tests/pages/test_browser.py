@@ -170,6 +170,9 @@ async def test_keyboard_focus_order(site: Site, browser: Browser) -> None:
     try:
         page = await ctx.new_page()
         await page.goto(site.url + authorize_path(authorize_params(site, new_verifier())))
+        # Autofocus lands after the load event, at the browser's next rendering step: wait
+        # for it, or the first Tab may move focus from the page itself instead.
+        await page.wait_for_function("() => document.activeElement?.id === 'username'")
         order = []
         for _ in range(3):
             order.append(
@@ -180,7 +183,6 @@ async def test_keyboard_focus_order(site: Site, browser: Browser) -> None:
             await page.keyboard.press("Tab")
         # Focus starts in the username field (autofocus), then follows the visual order.
         assert order == ["username", "password", "Sign in"]
-
     finally:
         await ctx.close()
 
