@@ -158,7 +158,7 @@ async def test_unverified_client_consent_and_account_page(
     await page.goto(site.url + "/account")
     await page.get_by_role("heading", name="Applications you approved").wait_for()
     await shot(page, "07-account")
-    await page.get_by_role("button", name="Withdraw access for Orders Web to Orders").click()
+    await page.get_by_role("button", name="Withdraw access for Orders Web (web) to Orders").click()
     await page.get_by_text("Access withdrawn").wait_for()
     await page.get_by_role("button", name="Sign out").click()
     await page.get_by_role("heading", name="Signed out").wait_for()
