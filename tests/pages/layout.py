@@ -3,6 +3,7 @@ and the order in which Tab visits the controls (which must be the reading order)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -72,6 +73,18 @@ async def assert_fits_across(page: Page) -> None:
     assert m["cardLeft"] >= 0 and m["cardRight"] <= m["innerWidth"], m
     assert m["cardScrollWidth"] <= m["cardClientWidth"], m
     assert m["spilling"] == [], m
+
+
+async def assert_nothing_inline(page: Page) -> None:
+    """The page as served (fetched again with the browser's cookies: the live DOM carries
+    attributes that Playwright adds) has no script, no style attribute (its CSP would
+    block both) and loads nothing from elsewhere."""
+    served = await page.context.request.get(page.url)
+    html = await served.text()
+    assert served.ok and "<main" in html
+    assert "<script" not in html and not re.search(r"\sstyle=", html)
+    for url in re.findall(r'(?:src|href)="([^"]+)"', html):
+        assert not re.match(r"^[a-z][a-z0-9+.-]*:|^//", url), url
 
 
 async def assert_in_view(page: Page, control: Locator) -> None:

@@ -31,6 +31,7 @@ from tests.pages.layout import (
     SIZES,
     assert_fits_across,
     assert_in_view,
+    assert_nothing_inline,
     assert_reading_order,
     tab_stops,
 )
@@ -187,6 +188,7 @@ async def test_account_page_fits_and_tells_registrations_apart(
     site, approvals = account_site
     page = await open_account(window, site, size)
     await assert_fits_across(page)
+    await assert_nothing_inline(page)
     await shot(page, f"account-{size}")
     await shot(page, f"account-{size}-window", full_page=False)
     rows = page.locator("tbody tr")
@@ -322,6 +324,7 @@ async def test_consent_decision_is_in_view(
     # What the window shows (a full-page capture would misplace the sticky decision bar).
     await shot(page, f"consent-{case}-{size}", full_page=False)
     await assert_fits_across(page)
+    await assert_nothing_inline(page)
     # Every permission and its tools are listed, and still the decision is in view.
     for title in ("Read your orders", "Change your orders", "Issue refunds"):
         assert await page.get_by_label(title).is_checked()
