@@ -247,7 +247,13 @@ class Browserish:
 
 
 async def redeem(
-    site: Site, code: str, verifier: str, *, client_id: str = "cli", redirect_uri: str = REDIRECT
+    site: Site,
+    code: str,
+    verifier: str,
+    *,
+    client_id: str = "cli",
+    redirect_uri: str = REDIRECT,
+    resource: str | None = None,
 ) -> httpx.Response:
     async with httpx.AsyncClient(base_url=site.url) as http:
         return await http.post(
@@ -258,6 +264,6 @@ async def redeem(
                 "code_verifier": verifier,
                 "redirect_uri": redirect_uri,
                 "client_id": client_id,
-                "resource": site.resource,
+                "resource": resource or site.resource,
             },
         )

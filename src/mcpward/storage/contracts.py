@@ -11,7 +11,7 @@ Times are seconds since the epoch (``float``), as the clock gives them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from mcpward.storage.records import (
@@ -37,6 +37,11 @@ class ClientStore(Protocol):
 
     async def all(self) -> list[ClientRecord]:
         """Every client, oldest first."""
+        ...
+
+    async def get_many(self, client_ids: Collection[str]) -> dict[str, ClientRecord]:
+        """The stored clients among ``client_ids``, in one lookup (ids not stored, such as
+        metadata-document clients, are absent)."""
         ...
 
     async def create(
@@ -121,6 +126,11 @@ class GrantStore(Protocol):
     async def families_of(
         self, *, subject: str | None = None, client_id: str | None = None
     ) -> list[FamilyRecord]: ...
+
+    async def last_issued(self, subject: str) -> dict[tuple[str, str], float]:
+        """(client_id, resource) -> when the subject's grant last issued a token (its newest
+        refresh token, else the family's creation)."""
+        ...
 
     async def revoke_all(
         self, kind: RevocationKind, key: str, now: float, expires_at: float, reason: str
