@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8400
 
-.PHONY: run test install install-test lint typecheck bench clean
+.PHONY: run test install install-test lint bench clean
 
 # Runtime install: the package and its pinned dependencies in a local virtualenv.
 $(VENV)/.installed-runtime: pyproject.toml requirements.lock
@@ -24,12 +24,25 @@ run: install
 install-test:
 	scripts/install-test-deps.sh
 
+# Lint and type-check first (seconds, and the cheapest failure), then the tests.
 test: install-test
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint:
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+# The Python dev tools alone (ruff, mypy), for `make lint` on a machine without the rest;
+# the same stamp scripts/install-test-deps.sh keeps, so neither reinstalls after the other.
+$(VENV)/.installed-test: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $@ $(VENV)/.installed-runtime
+
+# The quality gates, over the code, the tests, the benchmarks and the shipped plugins:
+# ruff (lint and format) and mypy in strict mode (files as in pyproject's [tool.mypy]).
+LINT_PATHS := src tests bench security
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
 
 bench: install-test

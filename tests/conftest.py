@@ -8,6 +8,7 @@ import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -39,6 +40,16 @@ def postgres_admin_url() -> Iterator[str]:
 def postgres_url(postgres_admin_url: str) -> str:
     """A fresh, empty database on the session's PostgreSQL server."""
     return create_database(postgres_admin_url, f"t{next(_db_names)}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database, once on SQLite (a file under ``tmp_path``) and once on the
+    session's PostgreSQL server: tests that take it run on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'database.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture(scope="session")

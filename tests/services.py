@@ -147,3 +147,57 @@ def redis_server() -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=30)
         shutil.rmtree(root, ignore_errors=True)
+
+
+class RedisProcess:
+    """A redis-server that a test can stop and start again on the same port (outages)."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server not found: run scripts/install-test-deps.sh")
+        self._binary = binary
+        self._root = Path(tempfile.mkdtemp(prefix="mcpward-redis-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            [
+                self._binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(timeout=30)
+            self._proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+@contextmanager
+def restartable_redis() -> Iterator[RedisProcess]:
+    redis = RedisProcess()
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.close()

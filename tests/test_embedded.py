@@ -126,9 +126,10 @@ async def test_demo_mcp_server_is_guarded_and_honours_cli_revocation(tmp_path: P
 
         client = httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30)
         async with Client(streamable_http_client(f"{base}/mcp", http_client=client)) as mcp:
-            names = {t.name for t in (await mcp.list_tools()).tools}
-            assert "search_orders" in names
-            assert "refund_order" not in names  # tools/list shows only what it can call
+            tools = {t.name: t.meta or {} for t in (await mcp.list_tools()).tools}
+            assert tools["search_orders"]["io.mcpward/scopes"]["granted"] is True
+            # Listed, so the model can ask for it and step up; this token cannot call it.
+            assert tools["refund_order"]["io.mcpward/scopes"]["granted"] is False
             result = await mcp.call_tool("search_orders", {"query": "acme"})
             assert not result.is_error
             with pytest.raises(MCPError):

@@ -30,6 +30,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mcpward.errors import ConfigError
+
 CONFIG_ENV = "MCPWARD_CONFIG"
 DEFAULT_CONFIG_FILE = "mcpward.toml"
 
@@ -173,6 +175,11 @@ class Settings(BaseSettings):
     lifetimes: TokenLifetimes = Field(default_factory=TokenLifetimes)
     # When a token request names no resource and exactly this one should be assumed.
     default_resource: str | None = None
+    # The state every replica must share (redis://, rediss://, unix://; Valkey and Upstash
+    # work): the registration limit per address, one-time-use values, and revocations
+    # published to the guards that read the same Redis. Empty: this process only, and
+    # guards learn of revocations by polling the database.
+    redis_url: SecretStr = SecretStr("")
     # Let a refresh request that re-presents a just-rotated token within this many seconds
     # fail without revoking the family (0 = strict RFC 9700 reuse detection).
     refresh_reuse_grace: float = 0.0
@@ -241,6 +248,9 @@ class Settings(BaseSettings):
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'mcpward.db').resolve()}"
 
+    def resolved_redis_url(self) -> str | None:
+        return self.redis_url.get_secret_value() or None
+
     def resolved_data_key(self) -> str:
         """The key-encryption key; the embedded default creates one on first use."""
         if self.data_key_file is not None:
@@ -273,8 +283,9 @@ class _SecretFreeToml(TomlConfigSettingsSource):
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
         leaked = ["data_key"] if "data_key" in data else []
-        if _has_password(data.get("database_url")):
-            leaked.append("database_url")
+        for name in ("database_url", "redis_url"):
+            if _has_password(data.get(name)):
+                leaked.append(name)
         pages = data.get("pages")
         if isinstance(pages, dict):
             if _has_password(pages.get("redis_url")):
@@ -300,11 +311,6 @@ def is_loopback_host(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-class ConfigError(Exception):
-    """A configuration problem, described without echoing any value (values may be
-    secrets)."""
 
 
 def load_settings(**overrides: Any) -> Settings:

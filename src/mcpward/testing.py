@@ -29,9 +29,10 @@ from typing import Any
 import pytest
 
 from mcpward.audit import AuditLog, MemorySink
+from mcpward.compose.server import open_server
 from mcpward.config import Settings
 from mcpward.guard import Guard, LocalKeys, Manifest, make_guard
-from mcpward.revocation import InProcessRevocations
+from mcpward.revocation import RevocationView
 from mcpward.server import AuthorizationServer
 from mcpward.storage.records import ResourceRecord
 
@@ -43,7 +44,7 @@ class TestAuthority:
     __test__ = False  # not a test class, despite the name
 
     server: AuthorizationServer
-    revocations: InProcessRevocations
+    revocations: RevocationView
     audit: MemorySink
 
     @property
@@ -107,7 +108,8 @@ class TestAuthority:
 async def authorization_server(
     data_dir: str | Path, *, issuer: str = "http://127.0.0.1:8400", **settings: Any
 ) -> AsyncIterator[TestAuthority]:
-    """An authorization server on a SQLite file in ``data_dir``."""
+    """An authorization server on a SQLite file in ``data_dir``; ``settings`` are more
+    :class:`~mcpward.config.Settings` (``redis_url`` for revocations through Redis)."""
     data_dir = Path(data_dir)
     config = Settings(
         issuer=issuer,
@@ -116,10 +118,11 @@ async def authorization_server(
         **settings,
     )
     sink = MemorySink()
-    revocations = InProcessRevocations()
-    server = await AuthorizationServer.open(config, audit=AuditLog([sink]), publisher=revocations)
+    # With redis_url, revocations travel through Redis as in production; without, the
+    # server publishes straight into the view its guards read.
+    server = await open_server(config, audit=AuditLog([sink]))
     try:
-        yield TestAuthority(server, revocations, sink)
+        yield TestAuthority(server, server.shared.revocations, sink)
     finally:
         await server.close()
 

@@ -17,8 +17,9 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcpward._clock import system_clock
 from mcpward.client import AgentAuth, HumanAuth, InvalidClient, MemoryStore
+from mcpward.compose.server import open_server
 from mcpward.config import Settings
-from mcpward.server import AuthorizationServer, create_app
+from mcpward.server import create_app
 from mcpward.storage.records import ClientRecord, ResourceRecord
 from tests.client.conftest import serve_demo
 from tests.conftest import serve
@@ -37,7 +38,7 @@ async def test_agent_against_mcpward_authorization_server_and_guard(tmp_path: Pa
         data_dir=tmp_path,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'mcpward.db'}",
     )
-    server = await AuthorizationServer.open(settings)
+    server = await open_server(settings)
     try:
         await server.register_resource(ResourceRecord(uri=resource, name="Orders", scopes=SCOPES))
         created = await server.clients.create(
@@ -60,7 +61,11 @@ async def test_agent_against_mcpward_authorization_server_and_guard(tmp_path: Pa
                     Client(streamable_http_client(resource, http_client=http)) as client,
                 ):
                     who = await client.call_tool("whoami", {})
-                    tools = {t.name for t in (await client.list_tools()).tools}
+                    tools = {
+                        t.name
+                        for t in (await client.list_tools()).tools
+                        if (t.meta or {})["io.mcpward/scopes"]["granted"]
+                    }
             finally:
                 await auth.aclose()
             assert who.structured_content == {

@@ -21,8 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mcpward.audit import AuditEvent, AuditLog
+from mcpward.audit.loki import LokiSink
 from mcpward.guard import StaticKeys, make_guard, manifest_from_code, protect
-from mcpward.guard._audit_loki import LokiSink
 
 from .support import ISSUER, RESOURCE, Minter, free_port, serve
 from .test_attacks import CALL, ok_app

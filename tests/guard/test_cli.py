@@ -9,16 +9,16 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from redis.asyncio import Redis
 
 from mcpward.demo import create_demo_app
-from mcpward.revocation.redis import RedisRevocations
+from mcpward.guard._lists import META_KEY
 from mcpward.server import create_app
 from mcpward.testing import authorization_server
 from tests.conftest import serve as serve_in_loop
@@ -83,17 +83,16 @@ async def test_gateway_process_honours_revocation(
     issuer = f"http://127.0.0.1:{as_port}"
     resource = f"http://127.0.0.1:{gw_port}/mcp"
     upstream_app, _ = create_demo_app()
+    settings: dict[str, str] = {}
     if backend == "redis":
         redis_url: str = request.getfixturevalue("redis_url")
-        redis = Redis.from_url(redis_url)
         feed = ["--redis", redis_url]
+        # The authorization server publishes to the Redis its settings name.
+        settings["redis_url"] = redis_url
     else:
         feed = ["--poll-interval", "0.2"]
-    async with authorization_server(tmp_path, issuer=issuer) as authority:
-        if backend == "redis":
-            # The authorization server publishes to Redis as well as to its own table.
-            authority.server.publisher = RedisRevocations(redis)
-        else:
+    async with authorization_server(tmp_path, issuer=issuer, **settings) as authority:
+        if backend == "table":
             feed += ["--revocations-db", authority.server.settings.resolved_database_url()]
         async with serve_in_loop(create_app(authority.server), as_port):
             with serve(upstream_app) as upstream:
@@ -134,13 +133,53 @@ async def test_gateway_process_honours_revocation(
         f"{still_served} request(s) still served"
     )
     if backend == "redis":
-        await redis.aclose()
         assert still_served == 0  # the very next request
     assert delay < 1.5
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     outcomes = [e["outcome"] for e in audit if e.get("tool") == "search_orders"]
     assert outcomes[0] == "ok" and outcomes[-1] == "unauthorized"
     assert all(token not in line for line in (tmp_path / "audit.jsonl").read_text().splitlines())
+
+
+async def test_gateway_list_filter_flag(tmp_path: Path) -> None:
+    """``mcpward gateway`` lists every tool annotated with its scopes; ``--list-filter``
+    shows a read-only token only what it can call (two gateway processes, one upstream)."""
+    as_port = free_port()
+    issuer = f"http://127.0.0.1:{as_port}"
+    upstream_app, _ = create_demo_app()
+    listed: dict[str, dict[str, Any]] = {}
+    async with (
+        authorization_server(tmp_path, issuer=issuer) as authority,
+        serve_in_loop(create_app(authority.server), as_port),
+    ):
+        with serve(upstream_app) as upstream:
+            for name, flags in (("annotate", []), ("filter", ["--list-filter"])):
+                port = free_port()
+                resource = f"http://127.0.0.1:{port}/mcp"
+                args = ["--upstream", f"{upstream}/mcp", "--issuer", issuer, "--port", str(port)]
+                proc = await asyncio.create_subprocess_exec(
+                    *MCPWARD,
+                    "gateway",
+                    *args,
+                    *flags,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                try:
+                    await _wait_http(resource)
+                    http = bearer_client(authority.token("orders.read", resource=resource))
+                    async with Client(streamable_http_client(resource, http_client=http)) as c:
+                        tools = (await c.list_tools()).tools
+                    listed[name] = {t.name: (t.meta or {}).get(META_KEY) for t in tools}
+                finally:
+                    proc.terminate()
+                    await proc.wait()
+    assert listed["annotate"]["refund_order"] == {
+        "required": ["orders.write", "refund.admin"],
+        "granted": False,
+    }
+    assert listed["annotate"]["search_orders"] == {"required": ["orders.read"], "granted": True}
+    assert listed["filter"] == {"search_orders": None, "export_orders": None, "whoami": None}
 
 
 async def _wait_http(url: str) -> None:

@@ -73,8 +73,8 @@ async def test_sdk_client_with_tokens_from_oidc_provider(provider: tuple[str, st
         async with Client(
             streamable_http_client(f"{base}/mcp", http_client=bearer_client(reader))
         ) as c:
-            names = {t.name for t in (await c.list_tools()).tools}
-            assert "refund_order" not in names
+            tools = {t.name: t.meta or {} for t in (await c.list_tools()).tools}
+            assert tools["refund_order"]["io.mcpward/scopes"]["granted"] is False
             result = await c.call_tool("whoami", {})
             assert result.structured_content == {
                 "subject": "agent",

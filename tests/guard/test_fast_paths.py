@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from mcpward.audit import AuditLog, MemorySink
 from mcpward.guard import StaticKeys, make_guard, manifest_from_code, protect
-from mcpward.guard.middleware import _may_fail
+from mcpward.guard._inspector import may_fail
 
 from .support import ISSUER, RESOURCE, Minter
 
@@ -20,7 +20,7 @@ MANIFEST = manifest_from_code("t", {"search_orders": ["orders.read"]})
 
 
 @pytest.mark.parametrize(
-    ("body", "may_fail"),
+    ("body", "expected"),
     [
         (b'{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":false}}', False),
         (b'{"id":1,"result":{"isError" :  false, "content":[]}}', False),
@@ -33,8 +33,8 @@ MANIFEST = manifest_from_code("t", {"search_orders": ["orders.read"]})
         (b'[{"id":1,"result":{"isError":false}},{"id":2,"result":{"isError":true}}]', True),
     ],
 )
-def test_response_precheck_never_misses_a_failure(body: bytes, may_fail: bool) -> None:
-    assert _may_fail(body) is may_fail
+def test_response_precheck_never_misses_a_failure(body: bytes, expected: bool) -> None:
+    assert may_fail(body) is expected
 
 
 def tool_app(responses: list[list[bytes]]) -> Any:

@@ -64,7 +64,11 @@ def client(base: str, token: str | None) -> Client:
 async def test_fastmcp_tool_calls_are_authorized_per_tool(fastmcp_app: Any) -> None:
     base, minter = fastmcp_app
     async with client(base, minter.mint("orders.read")) as c:
-        assert {t.name for t in (await c.list_tools()).tools} == {"search_orders", "whoami"}
+        granted = {
+            t.name: (t.meta or {})["io.mcpward/scopes"]["granted"]
+            for t in (await c.list_tools()).tools
+        }
+        assert granted == {"search_orders": True, "whoami": True, "refund_order": False}
         result = await c.call_tool("search_orders", {"query": "acme"})
         assert not result.is_error
         with pytest.raises(MCPError):

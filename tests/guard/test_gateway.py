@@ -60,8 +60,17 @@ async def test_session_tools_and_no_token_passthrough(gateway: Any) -> None:
     url, minter, sink = gateway
     token = minter.mint("orders.read")
     async with Client(streamable_http_client(url, http_client=bearer_client(token))) as c:
-        names = {t.name for t in (await c.list_tools()).tools}
-        assert names == {"search_orders", "export_orders", "whoami", "upstream_view"}
+        granted = {
+            t.name: (t.meta or {})["io.mcpward/scopes"]["granted"]
+            for t in (await c.list_tools()).tools
+        }
+        assert granted == {
+            "search_orders": True,
+            "export_orders": True,
+            "whoami": True,
+            "upstream_view": True,
+            "refund_order": False,
+        }
         result = await c.call_tool("search_orders", {"query": "paid"})
         assert "ord_1003" in str(result.structured_content)
         seen = await c.call_tool("upstream_view", {})
@@ -255,3 +264,49 @@ async def test_client_dropping_mid_sse_leaves_the_gateway_working(gateway: Any) 
 
     # Each dropped call still got its audit event once the gateway noticed.
     await eventually(lambda: len(dropped_calls()) == 2)
+
+
+async def test_upstream_body_limit_is_413(minter: Minter) -> None:
+    """The forwarding side bounds the body too (the guard's 4 MiB unless told otherwise):
+    a body within the guard's limit but over the upstream's is refused with 413, and never
+    reaches the upstream server."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    reached: list[bytes] = []
+
+    async def answer(request: Request) -> JSONResponse:
+        reached.append(await request.body())
+        return JSONResponse({"jsonrpc": "2.0", "id": 2, "result": {}})
+
+    upstream_app = Starlette(routes=[Route("/mcp", answer, methods=["POST"])])
+
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    m = Minter(resource=resource)
+    guard = make_guard(
+        issuer=m.issuer, resource=resource, manifest=demo_manifest(), keys=StaticKeys(m.jwks())
+    )
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "search_orders", "arguments": {"query": "x" * 200}},
+    }
+    with serve(upstream_app) as upstream:
+        app = create_gateway(f"{upstream}/mcp", guard, max_body=128)
+        with serve(app, port) as base:
+            async with httpx.AsyncClient() as http:
+                r = await http.post(
+                    f"{base}/mcp", json=call, headers={"authorization": f"Bearer {m.mint()}"}
+                )
+                small = await http.post(
+                    f"{base}/mcp",
+                    json={"jsonrpc": "2.0", "id": 2, "method": "ping"},
+                    headers={"authorization": f"Bearer {m.mint()}"},
+                )
+    assert (r.status_code, r.text) == (413, "the request body is too large")
+    assert small.status_code == 200
+    assert len(reached) == 1 and b'"ping"' in reached[0]  # only the small one went upstream

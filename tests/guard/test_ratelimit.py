@@ -24,8 +24,8 @@ from mcpward.guard import (
     manifest_from_code,
     protect,
 )
-from mcpward.guard._ratelimit import Bucket
-from mcpward.guard._ratelimit.redis import RedisRateLimiter
+from mcpward.state import Bucket
+from mcpward.state.redis import RedisRateLimiter
 
 from .support import ISSUER, RESOURCE, Minter
 from .test_attacks import ok_app
@@ -179,5 +179,5 @@ async def test_memory_limiter_forgets_old_windows() -> None:
     limiter = MemoryRateLimiter(sweep_every=1)
     bucket = Bucket("k", Limit(5, 10))
     for t in range(0, 100, 2):
-        await limiter.hit([bucket], None, 1000.0 + t)
+        await limiter.hit([bucket], 1000.0 + t)
     assert len(limiter) <= 3

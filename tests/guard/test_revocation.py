@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from mcpward.guard import Guard, RateLimits, StaticKeys, make_guard, manifest_from_code, protect
-from mcpward.guard._ratelimit.redis import RedisRateLimiter
 from mcpward.revocation import (
     InProcessRevocations,
     Revocation,
@@ -26,10 +25,11 @@ from mcpward.revocation import (
     TokenRef,
     matches,
 )
-from mcpward.revocation.redis import RedisRevocations
 from mcpward.revocation.table import TablePollingRevocations
+from mcpward.state.redis import RedisRateLimiter, RedisRevocations
 from mcpward.storage.schema import metadata
 from mcpward.storage.schema import revocations as revocations_table
+from mcpward.storage.sql import SqlRevocationLog
 
 from .support import ISSUER, RESOURCE, Minter
 from .test_attacks import CALL, ok_app
@@ -128,7 +128,7 @@ async def test_table_polling_reaches_a_separate_guard(minter: Minter, engine: As
     old = time.time() - 7200
     await insert(engine, Revocation("jti", "stale", old, old + 60))
     await insert(engine, revocation("jti", "pre-existing"))
-    view = TablePollingRevocations(create_async_engine(engine.url), interval=0.1)
+    view = TablePollingRevocations(SqlRevocationLog(create_async_engine(engine.url)), interval=0.1)
     async with view:
         assert view.last_seq == 2
         assert await view.is_revoked(TokenRef("pre-existing", None, "u", "c", None))
@@ -153,7 +153,7 @@ async def test_table_polling_keeps_what_it_knows_when_the_database_fails(
     async with eng.begin() as conn:
         await conn.run_sync(metadata.create_all)
     await insert(eng, revocation("jti", "known"))
-    view = TablePollingRevocations(eng, interval=0.02)
+    view = TablePollingRevocations(SqlRevocationLog(eng), interval=0.02)
     async with view:
         async with eng.begin() as conn:
             await conn.execute(sa.text("DROP TABLE revocations"))
@@ -173,7 +173,7 @@ async def test_redis_revocation_is_immediate_and_shares_the_rate_limit_round_tri
     guard_redis = Redis.from_url(redis_url)
     publisher = RedisRevocations(as_redis, prefix="t1:rev:")
     view = RedisRevocations(guard_redis, prefix="t1:rev:")
-    limiter = RedisRateLimiter(guard_redis, prefix="t1:rl:", revocation_prefix="t1:rev:")
+    limiter = RedisRateLimiter(guard_redis, prefix="t1:rl:", revocations=view)
     client, _ = guarded(minter, view, rate_limiter=limiter, rate_limits=RateLimits(per_client=None))
     try:
         async with client:

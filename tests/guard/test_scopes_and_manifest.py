@@ -11,8 +11,14 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-import mcpward.guard
-from mcpward.guard import Manifest, ManifestError, StaticKeys, make_guard, protect
+from mcpward.guard import (
+    Manifest,
+    ManifestError,
+    StaticKeys,
+    make_guard,
+    manifest_from_code,
+    protect,
+)
 
 from .support import ISSUER, RESOURCE, Minter
 
@@ -102,13 +108,16 @@ async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def http_for(minter: Minter, default_scopes: list[str] | None = None) -> httpx.AsyncClient:
+def http_for(
+    minter: Minter, default_scopes: list[str] | None = None, list_visibility: Any = None
+) -> httpx.AsyncClient:
     guard = make_guard(
         issuer=ISSUER,
         resource=RESOURCE,
         manifest=Manifest.from_dict(SOURCE_EXAMPLE),
         keys=StaticKeys(minter.jwks()),
         default_scopes=default_scopes,
+        list_visibility=list_visibility,
     )
     transport = httpx.ASGITransport(app=protect(echo_app, guard))
     return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
@@ -136,7 +145,7 @@ async def test_batch_is_checked_item_by_item(minter: Minter) -> None:
     assert 'scope="orders.read orders.write refund.admin"' in r.headers["www-authenticate"]
 
 
-async def test_resources_and_prompts_carry_scopes_and_lists_are_filtered(minter: Minter) -> None:
+async def test_resources_and_prompts_carry_scopes(minter: Minter) -> None:
     async with http_for(minter) as http:
         reader = minter.mint("orders.read")
         assert (
@@ -148,8 +157,29 @@ async def test_resources_and_prompts_carry_scopes_and_lists_are_filtered(minter:
         assert (await post(http, reader, req(1, "prompts/get", name="triage"))).status_code == 403
         listed = (await post(http, reader, req(1, "resources/list"))).json()
         prompts = (await post(http, reader, req(1, "prompts/list"))).json()
+    # Annotated (the default): undeclared entries left out, the others with their scopes.
+    assert listed["result"]["resources"] == [
+        {
+            "uri": "orders://recent",
+            "_meta": {"io.mcpward/scopes": {"required": ["orders.read"], "granted": True}},
+        }
+    ]
+    assert prompts["result"]["prompts"] == [
+        {
+            "name": "triage",
+            "_meta": {"io.mcpward/scopes": {"required": ["orders.write"], "granted": False}},
+        }
+    ]
+    async with http_for(minter, list_visibility="filter") as http:
+        listed = (await post(http, reader, req(1, "resources/list"))).json()
+        prompts = (await post(http, reader, req(1, "prompts/list"))).json()
+        both = (await post(http, reader, [req(1, "resources/list"), req(2, "prompts/list")])).json()
     assert listed["result"]["resources"] == [{"uri": "orders://recent"}]
     assert prompts["result"]["prompts"] == []
+    assert [m["result"] for m in both] == [
+        {"resources": [{"uri": "orders://recent"}]},
+        {"prompts": []},
+    ]
 
 
 async def test_undeclared_tool_is_denied_unless_a_default_is_set(minter: Minter) -> None:
@@ -191,11 +221,12 @@ async def test_prm_served_at_both_well_known_paths(minter: Minter) -> None:
     assert a.headers["access-control-allow-origin"] == "*"
 
 
-def test_public_surface_is_explicit() -> None:
-    exported = set(mcpward.guard.__all__)
-    public = {n for n in dir(mcpward.guard) if not n.startswith("_")}
-    modules = {"annotations", "gateway", "middleware", "policies", "Any", "Iterable", "httpx"}
-    modules |= {"ASGIApp", "AuditLog", "Clock", "RevocationView", "system_clock", "PRESETS"}
-    assert public - modules - exported == set()
-    for name in exported:
-        assert hasattr(mcpward.guard, name)
+def test_prm_never_lists_offline_access() -> None:
+    """offline_access is a request to the authorization server for a refresh token, not a
+    permission of the resource: even a manifest that names it keeps it out of the PRM, so
+    clients that ask for every scope_supported do not ask for it on the resource's behalf."""
+    manifest = manifest_from_code(
+        "t", {"search_orders": ["orders.read"], "sync": ["orders.read", "offline_access"]}
+    )
+    guard = make_guard(issuer=ISSUER, resource=RESOURCE, manifest=manifest)
+    assert guard.metadata.document()["scopes_supported"] == ["orders.read"]

@@ -41,16 +41,28 @@ def client(base: str, token: str | None, mode: str = "auto") -> Client:
 
 
 # "auto" negotiates MCP 2026-07-28 (no session); "legacy" is a 2025-11-25 client (a
-# session; this server answers with SSE events): the list is filtered either way.
+# session; this server answers with SSE events): the list is annotated either way.
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_tools_list_shows_only_what_the_token_can_call(demo: Any, mode: str) -> None:
+async def test_tools_list_shows_every_tool_with_its_scopes(demo: Any, mode: str) -> None:
     base, minter, _ = demo
     async with client(base, minter.mint("orders.read"), mode) as c:
-        names = {t.name for t in (await c.list_tools()).tools}
-    assert names == {"search_orders", "export_orders", "whoami"}
+        tools = {
+            t.name: (t.meta or {}).get("io.mcpward/scopes") for t in (await c.list_tools()).tools
+        }
+    assert tools == {
+        "search_orders": {"required": ["orders.read"], "granted": True},
+        "export_orders": {"required": ["orders.read"], "granted": True},
+        "whoami": {"required": [], "granted": True},
+        "refund_order": {"required": ["orders.write", "refund.admin"], "granted": False},
+    }
     async with client(base, minter.mint("orders.read orders.write refund.admin"), mode) as c:
-        names = {t.name for t in (await c.list_tools()).tools}
-    assert names == {"search_orders", "export_orders", "whoami", "refund_order"}
+        granted = {
+            t.name: (t.meta or {})["io.mcpward/scopes"]["granted"]
+            for t in (await c.list_tools()).tools
+        }
+    assert granted == dict.fromkeys(
+        ("search_orders", "export_orders", "whoami", "refund_order"), True
+    )
 
 
 async def test_allowed_tool_call_succeeds_and_tool_sees_the_caller(demo: Any) -> None:

@@ -22,8 +22,8 @@ from mcpward._clock import FrozenClock
 from mcpward.guard import (
     KEYCLOAK,
     OKTA,
-    DiscoveryError,
     InvalidToken,
+    IssuerDiscoveryError,
     JWTVerifier,
     RemoteJWKS,
     StaticKeys,
@@ -105,7 +105,7 @@ async def test_discovery_refuses_a_document_for_another_issuer(fake_issuer: Fake
     async with httpx.AsyncClient() as http:
         doc = await discover(fake_issuer.issuer, http)
         assert doc["jwks_uri"].endswith("/tenant/jwks")
-        with pytest.raises(DiscoveryError):
+        with pytest.raises(IssuerDiscoveryError):
             await discover(fake_issuer.issuer.replace("/tenant", "/other"), http)
 
 

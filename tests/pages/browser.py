@@ -32,8 +32,9 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def shot(page: Page, name: str) -> Path:
+async def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """Save a screenshot: the whole page, or (``full_page=False``) what the window shows."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    await page.screenshot(path=str(path), full_page=full_page)
     return path

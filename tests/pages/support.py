@@ -20,11 +20,18 @@ from starlette.routing import BaseRoute
 from mcpward._clock import Clock, FrozenClock
 from mcpward._secrets import new_id
 from mcpward.audit import AuditLog, MemorySink
+from mcpward.compose.server import open_server
 from mcpward.config import Settings
 from mcpward.server import AuthorizationServer, routes
 from mcpward.server._rfc7636 import s256
 from mcpward.server.pages import PagesSettings, hash_password, page_routes
-from mcpward.storage.records import ClientRecord, ResourceRecord, UserRecord
+from mcpward.storage.records import (
+    ApplicationType,
+    ClientRecord,
+    ClientSource,
+    ResourceRecord,
+    UserRecord,
+)
 from tests.conftest import serve
 from tests.services import free_port
 
@@ -92,8 +99,8 @@ class Site:
         *,
         name: str = "Orders CLI",
         redirect_uris: tuple[str, ...] = (REDIRECT,),
-        application_type: str = "native",
-        source: str = "preregistered",
+        application_type: ApplicationType = "native",
+        source: ClientSource = "preregistered",
     ) -> None:
         await self.server.clients.create(
             ClientRecord(
@@ -156,7 +163,7 @@ async def start_site(
         data_dir=tmp_path,
         database_url=database_url or f"sqlite+aiosqlite:///{tmp_path / 'mcpward.db'}",
     )
-    server = await AuthorizationServer.open(settings, audit=AuditLog([sink], clock), clock=clock)
+    server = await open_server(settings, audit=AuditLog([sink], clock), clock=clock)
     await server.register_resource(
         ResourceRecord(uri=resource, name="Orders", scopes=SCOPES, tools=tools or TOOLS)
     )
@@ -240,7 +247,13 @@ class Browserish:
 
 
 async def redeem(
-    site: Site, code: str, verifier: str, *, client_id: str = "cli", redirect_uri: str = REDIRECT
+    site: Site,
+    code: str,
+    verifier: str,
+    *,
+    client_id: str = "cli",
+    redirect_uri: str = REDIRECT,
+    resource: str | None = None,
 ) -> httpx.Response:
     async with httpx.AsyncClient(base_url=site.url) as http:
         return await http.post(
@@ -251,6 +264,6 @@ async def redeem(
                 "code_verifier": verifier,
                 "redirect_uri": redirect_uri,
                 "client_id": client_id,
-                "resource": site.resource,
+                "resource": resource or site.resource,
             },
         )

@@ -158,7 +158,7 @@ async def test_unverified_client_consent_and_account_page(
     await page.goto(site.url + "/account")
     await page.get_by_role("heading", name="Applications you approved").wait_for()
     await shot(page, "07-account")
-    await page.get_by_role("button", name="Withdraw access for Orders Web to Orders").click()
+    await page.get_by_role("button", name="Withdraw access for Orders Web (web) to Orders").click()
     await page.get_by_text("Access withdrawn").wait_for()
     await page.get_by_role("button", name="Sign out").click()
     await page.get_by_role("heading", name="Signed out").wait_for()
@@ -170,6 +170,9 @@ async def test_keyboard_focus_order(site: Site, browser: Browser) -> None:
     try:
         page = await ctx.new_page()
         await page.goto(site.url + authorize_path(authorize_params(site, new_verifier())))
+        # Autofocus lands after the load event, at the browser's next rendering step: wait
+        # for it, or the first Tab may move focus from the page itself instead.
+        await page.wait_for_function("() => document.activeElement?.id === 'username'")
         order = []
         for _ in range(3):
             order.append(
@@ -180,7 +183,6 @@ async def test_keyboard_focus_order(site: Site, browser: Browser) -> None:
             await page.keyboard.press("Tab")
         # Focus starts in the username field (autofocus), then follows the visual order.
         assert order == ["username", "password", "Sign in"]
-
     finally:
         await ctx.close()
 

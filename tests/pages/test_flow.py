@@ -8,6 +8,7 @@ import re
 import httpx
 
 from mcpward._clock import FrozenClock
+from mcpward.storage.records import ResourceRecord
 from tests.pages.support import (
     PASSWORD,
     Browserish,
@@ -219,6 +220,38 @@ async def test_account_page_withdraws_consent_and_tokens(site: Site) -> None:
         )
     assert refreshed.status_code == 400
     assert site.events("consent.revoked")
+
+
+async def test_withdrawing_one_server_keeps_the_same_apps_other_server(site: Site) -> None:
+    other = "http://127.0.0.1:9/other-mcp"
+    await site.server.register_resource(
+        ResourceRecord(uri=other, name="Billing", scopes={"orders.read": "Read invoices"})
+    )
+    async with Browserish(site) as b:
+        for resource in (site.resource, other):
+            verifier = new_verifier()
+            params = authorize_params(site, verifier, scope="orders.read", resource=resource)
+            code = await b.code_for(params)
+            token = await redeem(site, code, verifier, resource=resource)
+            assert token.status_code == 200, token.text
+        account = await b.http.get("/account")
+        # One row per application and server, each with its own withdraw form.
+        assert account.text.count('name="resource" value=') == 2
+        assert "Orders" in account.text and "Billing" in account.text
+        out = await b.http.post(
+            "/account/revoke",
+            data={"csrf": field(account.text, "csrf"), "client_id": "cli", "resource": other},
+        )
+        assert out.status_code == 303
+    user = await site.server.store.users.by_username("alice")
+    assert user is not None
+    left = await site.server.store.users.consents_of(user.id)
+    assert [(c.client_id, c.resource) for c in left] == [("cli", site.resource)]
+    families = await site.server.store.grants.families_of(subject=user.id)
+    assert {f.resource: f.revoked_at is not None for f in families} == {
+        site.resource: False,
+        other: True,
+    }
 
 
 async def test_pages_carry_security_headers(site: Site) -> None:

@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from mcpward.storage.records import ConsentRecord, UserRecord
 from mcpward.storage.sql import SqlStore
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'users.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 async def test_users_consents_and_links(database_url: str) -> None:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, unquote_plus
 
 import httpx
 
+from mcpward.compose.server import open_server as open_authorization_server
 from mcpward.config import Settings
 from mcpward.server import AuthorizationServer
 from tests.services import free_port
@@ -177,7 +178,7 @@ class TokenRequests:
 
 async def open_server(tmp_path: Path) -> AuthorizationServer:
     """The CLI's database and data key (``cli_for``), opened in this process."""
-    return await AuthorizationServer.open(
+    return await open_authorization_server(
         Settings(issuer="http://127.0.0.1:8400", data_dir=tmp_path / "data")
     )
 

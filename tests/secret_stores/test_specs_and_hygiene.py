@@ -19,8 +19,8 @@ from mcpward._secret_stores.vault import VaultKv
 from mcpward.client import AwsSecret, AwsSecretsManagerStore, VaultSecret, VaultStore
 from mcpward.client._registration import Registration
 from mcpward.client._token_store import StoredSession
+from mcpward.compose.server import open_server
 from mcpward.config import Settings
-from mcpward.server import AuthorizationServer
 from mcpward.server.secret_rotation import rotate
 from mcpward.server.secret_sinks import (
     AwsSecretsManagerSink,
@@ -108,9 +108,7 @@ async def test_no_secret_in_any_log_record_at_debug(
     seen: list[str] = []
     policy = {ROTATOR: readme_vault_policy("mcpward rotation")}
     with moto_server() as moto, fake_vault(policy) as vault:
-        server = await AuthorizationServer.open(
-            Settings(issuer="http://127.0.0.1:8400", data_dir=tmp_path)
-        )
+        server = await open_server(Settings(issuer="http://127.0.0.1:8400", data_dir=tmp_path))
         try:
             created = await server.clients.create(
                 ClientRecord(

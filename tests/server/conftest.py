@@ -8,12 +8,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcpward._clock import FrozenClock
 from mcpward.audit import AuditLog, MemorySink
+from mcpward.compose.server import open_server
 from mcpward.config import Settings
 from mcpward.server import AuthorizationServer, create_app
-from mcpward.storage.records import ClientRecord, ResourceRecord
+from mcpward.storage.records import AuthMethod, ClientRecord, GrantType, ResourceRecord
+from mcpward.storage.sql import SqlStore
 from tests.conftest import serve
 
 RESOURCE = "http://127.0.0.1:8400/mcp"
@@ -33,13 +36,20 @@ class Running:
     audit: MemorySink
     clock: FrozenClock
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQL backend's engine, for tests that look at what is stored."""
+        store = self.server.store
+        assert isinstance(store, SqlStore)
+        return store.engine
+
     async def confidential_client(
         self,
         client_id: str = "agent",
         *,
         allowed_scope: str | None = "orders.read orders.write",
-        method: str = "client_secret_basic",
-        grant_types: tuple[str, ...] = ("client_credentials",),
+        method: AuthMethod = "client_secret_basic",
+        grant_types: tuple[GrantType, ...] = ("client_credentials",),
         redirect_uris: tuple[str, ...] = (),
         jwks: dict[str, object] | None = None,
         introspects: str | None = None,
@@ -60,21 +70,13 @@ class Running:
         return secret.secret if secret else None
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'mcpward.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 async def start(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
     clock = FrozenClock()
     sink = MemorySink()
     settings = Settings(
         issuer="http://127.0.0.1:8400", data_dir=tmp_path, database_url=database_url
     )
-    server = await AuthorizationServer.open(settings, audit=AuditLog([sink], clock), clock=clock)
+    server = await open_server(settings, audit=AuditLog([sink], clock), clock=clock)
     await server.register_resource(ResourceRecord(uri=RESOURCE, name="Orders", scopes=SCOPES))
     await server.register_resource(
         ResourceRecord(uri=OTHER_RESOURCE, name="Other", scopes={"other.read": "Read other"})

@@ -10,73 +10,10 @@ import httpx
 import jwt
 import pytest
 
-from mcpward.server import RedirectableError, issue_code, validate_request
+from mcpward.server import RedirectableError
 from mcpward.server._rfc7636 import s256
 from tests.server.conftest import RESOURCE, Running
-
-REDIRECT = "http://127.0.0.1:33418/callback"
-
-
-async def public_client(r: Running, client_id: str = "cli") -> None:
-    await r.confidential_client(
-        client_id,
-        method="none",
-        allowed_scope=None,
-        grant_types=("authorization_code", "refresh_token"),
-        redirect_uris=(REDIRECT,),
-    )
-
-
-async def get_code(
-    r: Running,
-    verifier: str,
-    *,
-    client_id: str = "cli",
-    scope: str = "orders.read orders.write",
-    redirect_uri: str = REDIRECT,
-) -> str:
-    request = await validate_request(
-        r.server,
-        {
-            "client_id": client_id,
-            "redirect_uri": redirect_uri,
-            "response_type": "code",
-            "code_challenge": s256(verifier),
-            "code_challenge_method": "S256",
-            "scope": scope,
-            "state": "xyz",
-        },
-        [RESOURCE],
-    )
-    location = await issue_code(r.server, request, subject="user-1", auth_time=r.clock())
-    params = httpx.URL(location).params
-    assert params["state"] == "xyz"
-    assert params["iss"] == "http://127.0.0.1:8400"
-    return params["code"]
-
-
-async def redeem(
-    r: Running, code: str, verifier: str, client_id: str = "cli", **extra: str
-) -> httpx.Response:
-    return await r.http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": REDIRECT,
-            "client_id": client_id,
-            "resource": RESOURCE,
-            **extra,
-        },
-    )
-
-
-async def refresh(r: Running, token: str, **extra: str) -> httpx.Response:
-    return await r.http.post(
-        "/token",
-        data={"grant_type": "refresh_token", "refresh_token": token, "client_id": "cli", **extra},
-    )
+from tests.server.support import REDIRECT, code_grant, get_code, public_client, redeem, refresh
 
 
 def test_rfc7636_appendix_b_vector() -> None:
@@ -102,10 +39,15 @@ async def test_code_flow_and_rotation(running: Running) -> None:
     second = resp.json()
     assert second["scope"] == "orders.read"
     assert second["refresh_token"] != first["refresh_token"]
+    # Scopes beyond the grant are left out, and the answer says what was issued.
     resp = await refresh(running, second["refresh_token"], scope="orders.read refund.admin")
+    assert resp.status_code == 200, resp.text
+    third = resp.json()
+    assert third["scope"] == "orders.read"
+    resp = await refresh(running, third["refresh_token"], scope="refund.admin")
     assert resp.json()["error"] == "invalid_scope"
     # The refresh token keeps the originally granted scope (RFC 6749 §6).
-    resp = await refresh(running, second["refresh_token"])
+    resp = await refresh(running, third["refresh_token"])
     assert resp.status_code == 200 and resp.json()["scope"] == "orders.read orders.write"
 
     # Nothing secret was stored or audited in the clear.
@@ -125,7 +67,7 @@ async def test_replayed_code_revokes_its_family(running: Running) -> None:
     assert (await refresh(running, first["refresh_token"])).json()["error"] == "invalid_grant"
     # ... and the access token's family is on the revocations feed.
     sid = jwt.decode(first["access_token"], options={"verify_signature": False})["sid"]
-    feed = await running.server.store.grants.revocations_since(0)
+    feed = await running.server.store.revocation_log.revocations_since(0)
     assert [(rev.kind, rev.key) for _, rev in feed] == [("family", sid)]
     assert any(e["event"] == "code.replayed" for e in running.audit.events())
 
@@ -153,15 +95,7 @@ async def test_code_redemption_checks(running: Running, change: dict[str, str], 
     await public_client(running)
     verifier = secrets.token_urlsafe(48)
     code = await get_code(running, verifier)
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "code_verifier": verifier,
-        "redirect_uri": REDIRECT,
-        "client_id": "cli",
-        "resource": RESOURCE,
-    }
-    data.update(change)
+    data = {**code_grant(code, verifier), **change}
     data = {k: v for k, v in data.items() if v}
     resp = await running.http.post("/token", data=data)
     assert resp.json()["error"] == error, resp.text
@@ -265,13 +199,17 @@ async def test_preregistered_client_limited_to_its_scopes(running: Running) -> N
         redirect_uris=(REDIRECT,),
     )
     with pytest.raises(RedirectableError) as caught:
-        await get_code(running, secrets.token_urlsafe(48), client_id="limited")
+        await get_code(
+            running, secrets.token_urlsafe(48), client_id="limited", scope="refund.admin"
+        )
     assert caught.value.error.error == "invalid_scope"
-    verifier = secrets.token_urlsafe(48)
-    code = await get_code(running, verifier, client_id="limited", scope="orders.read")
-    resp = await redeem(running, code, verifier, client_id="limited")
-    assert resp.json()["scope"] == "orders.read"
-    assert "refresh_token" not in resp.json()
+    # Asking for more than it may have: offered (and issued) the intersection.
+    for scope in ("orders.read", "orders.read orders.write refund.admin"):
+        verifier = secrets.token_urlsafe(48)
+        code = await get_code(running, verifier, client_id="limited", scope=scope)
+        resp = await redeem(running, code, verifier, client_id="limited")
+        assert resp.json()["scope"] == "orders.read"
+        assert "refresh_token" not in resp.json()
 
 
 async def test_disabling_a_metadata_document_client_blocks_it(running: Running) -> None:

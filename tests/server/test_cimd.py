@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,12 +24,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from joserfc.jwk import ECKey
 
+from mcpward.compose.server import metadata_resolver, safe_fetcher
 from mcpward.config import ClientMetadataDocuments
-from mcpward.server import issue_code, validate_request
-from mcpward.server._cimd import FetchRefused, MetadataDocumentResolver, is_forbidden_address
-from mcpward.server._rfc7636 import s256
-from mcpward.storage.sql.metadata_documents import CachedDocument, SqlMetadataDocuments
-from tests.server.conftest import RESOURCE, Running
+from mcpward.server._cimd import MetadataDocumentResolver
+from mcpward.server._jwks_uri import JwksUriFetcher
+from mcpward.server._safe_fetch import FetchRefused, is_forbidden_address
+from mcpward.server.clients import ClientRegistry
+from mcpward.storage.records import CachedDocument
+from mcpward.storage.sql.metadata_documents import SqlMetadataDocuments
+from tests.server.conftest import Running
+from tests.server.support import code_flow
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 
@@ -138,9 +141,24 @@ def settings(**changes: Any) -> ClientMetadataDocuments:
     return ClientMetadataDocuments(**{**values, **changes})
 
 
+def resolver_for(
+    r: Running, config: ClientMetadataDocuments, verify: ssl.SSLContext | bool = True
+) -> MetadataDocumentResolver:
+    """A resolver built as the composition root builds the server's."""
+    server = r.server
+    return metadata_resolver(
+        config,
+        server.store.metadata_documents,
+        server.resource_registry,
+        server.audit,
+        server.clock,
+        safe_fetcher(config, verify),
+    )
+
+
 @pytest.fixture
 def resolver(sqlite_running: Running) -> MetadataDocumentResolver:
-    return MetadataDocumentResolver(sqlite_running.server, config=settings())
+    return resolver_for(sqlite_running, settings())
 
 
 def document(url: str, **changes: Any) -> dict[str, Any]:
@@ -278,7 +296,7 @@ async def test_web_application_and_private_key_jwt(
 
 
 async def test_disabled(sqlite_running: Running, docs: DocServer) -> None:
-    resolver = MetadataDocumentResolver(sqlite_running.server, config=settings(enabled=False))
+    resolver = resolver_for(sqlite_running, settings(enabled=False))
     url = docs.document("/x.json", document(docs.base + "/x.json"))
     assert await resolver(url) is None
     assert docs.requests == []
@@ -323,43 +341,29 @@ async def test_https_through_the_client_registry(sqlite_running: Running, tmp_pa
     with doc_server(server_ctx, host="localhost") as tls:
         url = tls.document("/client.json", document(tls.base + "/client.json"))
         assert url.startswith("https://localhost:")
-        resolver = MetadataDocumentResolver(
-            sqlite_running.server,
-            config=settings(allow_http=False, allow_private_hosts=["localhost"]),
-            verify=client_ctx,
+        resolver = resolver_for(
+            sqlite_running,
+            settings(allow_http=False, allow_private_hosts=["localhost"]),
+            client_ctx,
         )
-        registry = sqlite_running.server.clients
-        registry.metadata_resolver = resolver
+        registry = ClientRegistry(
+            sqlite_running.server.store.clients,
+            sqlite_running.clock,
+            secret_lifetime=3600,
+            secret_overlap=60,
+            metadata_resolver=resolver,
+        )
         client = await registry.get(url)
         assert client is not None and client.client_id == url
         assert tls.requests == [("/client.json", f"localhost:{tls.port}")]
 
         # The whole code flow with the URL as client_id, over the app's /token endpoint.
-        r = sqlite_running
-        verifier = "v" * 64
-        request = await validate_request(
-            r.server,
-            {
-                "client_id": url,
-                "redirect_uri": "http://127.0.0.1:3000/callback",
-                "response_type": "code",
-                "code_challenge": s256(verifier),
-                "code_challenge_method": "S256",
-                "scope": "orders.read",
-            },
-            [RESOURCE],
-        )
-        location = await issue_code(r.server, request, subject="user-1", auth_time=r.clock())
-        token = await r.http.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": httpx.URL(location).params["code"],
-                "code_verifier": verifier,
-                "redirect_uri": "http://127.0.0.1:3000/callback",
-                "client_id": url,
-                "resource": RESOURCE,
-            },
+        token = await code_flow(
+            sqlite_running,
+            "v" * 64,
+            client_id=url,
+            redirect_uri="http://127.0.0.1:3000/callback",
+            scope="orders.read",
         )
         assert token.status_code == 200, token.text
         assert len(tls.requests) == 1  # served from the document cache since
@@ -371,10 +375,10 @@ async def test_https_certificate_must_match_the_name(
     server_ctx, client_ctx = certificate(tmp_path, "other.example")
     with doc_server(server_ctx, host="localhost") as tls:
         url = tls.document("/client.json", document(tls.base + "/client.json"))
-        resolver = MetadataDocumentResolver(
-            sqlite_running.server,
-            config=settings(allow_http=False, allow_private_hosts=["localhost"]),
-            verify=client_ctx,
+        resolver = resolver_for(
+            sqlite_running,
+            settings(allow_http=False, allow_private_hosts=["localhost"]),
+            client_ctx,
         )
         assert await resolver(url) is None
         assert tls.requests == []
@@ -431,9 +435,7 @@ async def test_loopback_refused_without_the_allow_list(
     sqlite_running: Running, docs: DocServer
 ) -> None:
     url = docs.document("/client.json", document(docs.base + "/client.json"))
-    resolver = MetadataDocumentResolver(
-        sqlite_running.server, config=settings(allow_private_hosts=[])
-    )
+    resolver = resolver_for(sqlite_running, settings(allow_private_hosts=[]))
     assert await resolver(url) is None
     assert docs.requests == []
     assert rejections(sqlite_running) == ["forbidden_address"]
@@ -468,9 +470,7 @@ async def test_allow_listed_name_connects_to_the_checked_address(
 ) -> None:
     url = f"http://localhost:{docs.port}/client.json"
     docs.document("/client.json", document(url))
-    resolver = MetadataDocumentResolver(
-        sqlite_running.server, config=settings(allow_private_hosts=["localhost"])
-    )
+    resolver = resolver_for(sqlite_running, settings(allow_private_hosts=["localhost"]))
     client = await resolver(url)
     assert client is not None
     assert docs.requests == [("/client.json", f"localhost:{docs.port}")]
@@ -498,7 +498,7 @@ async def test_bad_client_id_urls(
 
 async def test_http_refused_unless_allowed(sqlite_running: Running, docs: DocServer) -> None:
     url = docs.document("/client.json", document(docs.base + "/client.json"))
-    resolver = MetadataDocumentResolver(sqlite_running.server, config=settings(allow_http=False))
+    resolver = resolver_for(sqlite_running, settings(allow_http=False))
     assert await resolver(url) is None
     assert docs.requests == []
     assert rejections(sqlite_running) == ["bad_url"]
@@ -633,26 +633,27 @@ async def test_invalid_documents(
 # -- jwks_uri -----------------------------------------------------------------------------
 
 
-async def test_fetch_jwks(
-    sqlite_running: Running, docs: DocServer, resolver: MetadataDocumentResolver
-) -> None:
+async def test_fetch_jwks(sqlite_running: Running, docs: DocServer) -> None:
+    fetch_jwks = JwksUriFetcher(
+        safe_fetcher(settings()), sqlite_running.clock, cache_ttl=settings().cache_ttl
+    )
     public = {"keys": [dict(ECKey.generate_key("P-256").as_dict(private=False))]}
     url = docs.document("/jwks.json", public)
-    assert await resolver.fetch_jwks(url) == public
-    assert await resolver.fetch_jwks(url) == public
+    assert await fetch_jwks(url) == public
+    assert await fetch_jwks(url) == public
     assert len(docs.requests) == 1  # cached
     sqlite_running.clock.advance(301)
-    assert await resolver.fetch_jwks(url) == public
+    assert await fetch_jwks(url) == public
     assert len(docs.requests) == 2
 
     private = {"keys": [dict(ECKey.generate_key("P-256").as_dict(private=True))]}
     url = docs.document("/private.json", private)
     with pytest.raises(FetchRefused) as refused:
-        await resolver.fetch_jwks(url)
+        await fetch_jwks(url)
     assert refused.value.reason == "invalid_jwks"
 
     with pytest.raises(FetchRefused) as refused:
-        await resolver.fetch_jwks(f"http://[::1]:{docs.port}/jwks.json")
+        await fetch_jwks(f"http://[::1]:{docs.port}/jwks.json")
     assert refused.value.reason == "forbidden_address"
 
 
@@ -660,7 +661,7 @@ async def test_fetch_jwks(
 
 
 async def test_document_cache_storage(running: Running) -> None:
-    store = SqlMetadataDocuments(running.server.store.engine)
+    store = SqlMetadataDocuments(running.engine)
     url = "https://client.example/client.json"
     await store.put(url, {"client_id": url}, fetched_at=1.0, expires_at=10.0)
     await store.put(url, {"client_id": url, "v": 2}, fetched_at=2.0, expires_at=20.0)

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,17 @@ def test_client_lifecycle(env: dict[str, str], tmp_path: Path) -> None:
     assert '"event":"client.secret_rotated"' in audit
     for secret in (first, rotated["client_secret"], written):
         assert secret not in audit
+
+
+def test_created_client_shows_when_it_was_created(env: dict[str, str]) -> None:
+    """`clients create --json` prints the stored record: its real creation time, the same
+    one `clients show` reads back later."""
+    before = time.time()
+    created = mcpward(env, "clients", "create", "agent-new", "--scope", "orders.read", "--json")
+    after = time.time()
+    assert before <= created["created_at"] <= after
+    shown = mcpward(env, "clients", "show", "agent-new", "--json")
+    assert shown["created_at"] == created["created_at"]
 
 
 def test_keys_and_token_revocation(env: dict[str, str]) -> None:

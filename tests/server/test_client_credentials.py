@@ -85,6 +85,37 @@ async def test_scope_and_target_errors(
     assert (resp.status_code, resp.json()["error"]) == (status, error), resp.text
 
 
+@pytest.mark.parametrize(
+    "requested",
+    [
+        # mcp-remote --client-credentials, FastMCP ClientCredentialsOAuthProvider(scopes=None)
+        # and TS SDK 2.x ClientCredentialsProvider ask for every scope the resource offers.
+        "orders.read orders.write refund.admin",
+        "refund.admin orders.read",
+    ],
+)
+async def test_more_scope_than_allowed_issues_the_intersection(
+    running: Running, requested: str
+) -> None:
+    """RFC 6749 §3.3: the server issues fewer scopes than requested and says which."""
+    secret = await running.confidential_client()
+    assert secret
+    resp = await running.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": requested, "resource": RESOURCE},
+        auth=("agent", secret),
+    )
+    assert resp.status_code == 200, resp.text
+    allowed = {"orders.read", "orders.write"}
+    granted = set(resp.json()["scope"].split())
+    assert granted == allowed & set(requested.split())
+    claims = jwt.decode(resp.json()["access_token"], options={"verify_signature": False})
+    assert set(claims["scope"].split()) == granted
+    issued = [e for e in running.audit.events() if e["event"] == "token.issued"][-1]
+    assert set(issued["scopes"]) == granted  # type: ignore[call-overload]
+    assert issued["detail"]["requested_scope"] == " ".join(sorted(requested.split()))  # type: ignore[index]
+
+
 async def test_wrong_secret_is_invalid_client_and_audited(running: Running) -> None:
     secret = await running.confidential_client()
     assert secret
@@ -124,3 +155,22 @@ async def test_fast_path_and_cors_route_answer_alike(running: Running) -> None:
             assert plain.json() == browser.json()
     wrong = await running.http.post("/token", data={"grant_type": "client_credentials"})
     assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")
+
+
+@pytest.mark.parametrize("variant", [RESOURCE + "/", RESOURCE.upper().replace("HTTP", "http")])
+async def test_resource_compared_exactly_as_registered(running: Running, variant: str) -> None:
+    """A trailing slash or another case is a different resource; the error names the
+    registered one so the operator sees the mismatch (and never echoes the request)."""
+    secret = await running.confidential_client()
+    assert secret
+    resp = await running.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "resource": variant},
+        auth=("agent", secret),
+    )
+    assert resp.status_code == 400
+    body = resp.json()
+    assert body["error"] == "invalid_target"
+    assert body["error_description"].endswith(
+        f"the registered one is {RESOURCE} (compared exactly)"
+    )

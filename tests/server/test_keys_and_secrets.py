@@ -11,8 +11,8 @@ import pytest
 from mcpward._secret_stores import SecretStoreError
 from mcpward._secrets import is_well_formed, new_credential
 from mcpward.audit import AuditLog
+from mcpward.compose.server import open_server
 from mcpward.config import Settings
-from mcpward.server import AuthorizationServer
 from mcpward.server.clients import NewSecret
 from mcpward.server.secret_rotation import rotate
 from mcpward.server.secret_sinks import CommandSink, DirectorySink
@@ -105,7 +105,7 @@ async def test_secrets_and_refresh_tokens_stored_as_hashes(sqlite_running: Runni
     r = sqlite_running
     secret = await r.confidential_client()
     assert secret
-    async with r.server.store.engine.connect() as conn:
+    async with r.engine.connect() as conn:
         rows = (await conn.exec_driver_sql("SELECT * FROM client_secrets")).all()
     assert rows and all(secret not in str(row) for row in rows)
     assert all(len(row.secret_hash) == 64 for row in rows)
@@ -114,7 +114,7 @@ async def test_secrets_and_refresh_tokens_stored_as_hashes(sqlite_running: Runni
 async def test_signing_keys_are_encrypted_at_rest(sqlite_running: Running) -> None:
     r = sqlite_running
     [record] = r.server.keys.records()
-    async with r.server.store.engine.connect() as conn:
+    async with r.engine.connect() as conn:
         blob = (await conn.exec_driver_sql("SELECT private_jwk_enc FROM signing_keys")).scalar()
     assert isinstance(blob, bytes)
     # The private scalar "d" of the key must not be readable in the stored bytes.
@@ -126,7 +126,7 @@ async def test_signing_keys_are_encrypted_at_rest(sqlite_running: Running) -> No
 
 async def test_eddsa_tokens_verify_with_an_independent_library(tmp_path: Path) -> None:
     settings = Settings(issuer="http://127.0.0.1:8400", data_dir=tmp_path, signing_alg="EdDSA")
-    server = await AuthorizationServer.open(settings, audit=AuditLog([]))
+    server = await open_server(settings, audit=AuditLog([]))
     try:
         issued = server.mint(subject="s", client_id="c", resource=RESOURCE, scope="orders.read")
         header = jwt.get_unverified_header(issued.token)

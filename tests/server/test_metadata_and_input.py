@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from mcpward.audit import AuditLog
+from mcpward.compose.server import open_server
 from mcpward.config import Settings
-from mcpward.server import AuthorizationServer, create_app
+from mcpward.server import create_app
 from tests.conftest import serve
 from tests.server.conftest import RESOURCE, Running
 
@@ -156,7 +157,7 @@ async def test_wrong_methods(sqlite_running: Running) -> None:
 
 async def test_issuer_with_a_path(tmp_path: Path) -> None:
     settings = Settings(issuer="http://127.0.0.1:8400/tenant-a", data_dir=tmp_path)
-    server = await AuthorizationServer.open(settings, audit=AuditLog([]))
+    server = await open_server(settings, audit=AuditLog([]))
     try:
         async with serve(create_app(server)) as url, httpx.AsyncClient(base_url=url) as http:
             for path in (

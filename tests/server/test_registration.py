@@ -19,16 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mcpward.server import issue_code, validate_request
 from mcpward.server._authorization import redirect_uri_matches
-from mcpward.server._rfc7591 import MAX_BODY, read_json, register, validate_metadata
-from mcpward.server._rfc7636 import s256
+from mcpward.server._client_metadata import validate_metadata
+from mcpward.server._rfc7591 import MAX_BODY, read_json, register
 from mcpward.server.app import json_response, oauth_endpoint
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.errors import OAuthError
 from mcpward.storage.records import ResourceRecord
 from tests.conftest import serve
-from tests.server.conftest import RESOURCE, SCOPES, Running, start
+from tests.server.conftest import SCOPES, Running, start
+from tests.server.support import code_flow
 
 NATIVE = "http://127.0.0.1:33418/callback"
 WEB = "https://app.example.com/oauth/callback"
@@ -48,12 +48,13 @@ class Dcr:
 def register_app(server: AuthorizationServer) -> Starlette:
     """A ``/register`` route built the way the lead wires it into the app."""
 
-    @oauth_endpoint
     async def endpoint(request: Request) -> Response:
         status, body = await register(server, await read_json(request))
         return json_response(body, status)
 
-    return Starlette(routes=[Route("/register", endpoint, methods=["POST"])])
+    return Starlette(
+        routes=[Route("/register", oauth_endpoint(server, endpoint), methods=["POST"])]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -219,32 +220,9 @@ async def test_registered_client_completes_the_code_flow(dcr: Dcr) -> None:
         {"redirect_uris": [NATIVE], "token_endpoint_auth_method": "none", "scope": "orders.read"}
     )
     client_id = resp.json()["client_id"]
-    r = dcr.running
-    verifier = "v" * 64
     redirect = "http://127.0.0.1:50123/callback"  # another loopback port (RFC 8252 §7.3)
-    request = await validate_request(
-        r.server,
-        {
-            "client_id": client_id,
-            "redirect_uri": redirect,
-            "response_type": "code",
-            "code_challenge": s256(verifier),
-            "code_challenge_method": "S256",
-            "scope": "orders.read",
-        },
-        [RESOURCE],
-    )
-    location = await issue_code(r.server, request, subject="user-1", auth_time=r.clock())
-    token = await r.http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": httpx.URL(location).params["code"],
-            "code_verifier": verifier,
-            "redirect_uri": redirect,
-            "client_id": client_id,
-            "resource": RESOURCE,
-        },
+    token = await code_flow(
+        dcr.running, "v" * 64, client_id=client_id, redirect_uri=redirect, scope="orders.read"
     )
     assert token.status_code == 200, token.text
     assert token.json()["scope"] == "orders.read"

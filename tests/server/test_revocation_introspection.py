@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from tests.server.conftest import RESOURCE, Running
-from tests.server.test_authorization_code import get_code, public_client, redeem, refresh
+from tests.server.support import get_code, public_client, redeem, refresh
 
 
 async def m2m_token(r: Running, client_id: str = "agent") -> tuple[str, str]:
@@ -38,7 +38,7 @@ async def test_introspection_active_then_revoked(running: Running) -> None:
     )
     assert resp.status_code == 200
     # Durable before the 200: the feed already holds it.
-    feed = await running.server.store.grants.revocations_since(0)
+    feed = await running.server.store.revocation_log.revocations_since(0)
     assert [rev.kind for _, rev in feed] == ["jti"]
     assert (await introspect(running, token, ("agent", secret))) == {"active": False}
 
@@ -81,7 +81,7 @@ async def test_client_cannot_revoke_another_clients_token(running: Running) -> N
     assert thief
     resp = await running.http.post("/revoke", data={"token": token}, auth=("thief", thief))
     assert (resp.status_code, resp.json()["error"]) == (400, "unauthorized_client")
-    assert await running.server.store.grants.revocations_since(0) == []
+    assert await running.server.store.revocation_log.revocations_since(0) == []
 
 
 async def test_revoking_refresh_token_revokes_family(running: Running) -> None:
@@ -93,7 +93,7 @@ async def test_revoking_refresh_token_revokes_family(running: Running) -> None:
     )
     assert resp.status_code == 200
     assert (await refresh(running, tokens["refresh_token"])).json()["error"] == "invalid_grant"
-    feed = await running.server.store.grants.revocations_since(0)
+    feed = await running.server.store.revocation_log.revocations_since(0)
     assert [rev.kind for _, rev in feed] == ["family"]
 
 
@@ -114,12 +114,12 @@ async def test_revocation_answers_503_when_storage_fails(sqlite_running: Running
     await r.server.clients.get("agent")  # warm the client cache, as in steady state
 
     # Make the storage fail for real: the revocations table disappears under the server.
-    async with r.server.store.engine.begin() as conn:
+    async with r.engine.begin() as conn:
         await conn.exec_driver_sql("ALTER TABLE revocations RENAME TO revocations_gone")
     resp = await r.http.post("/revoke", data={"token": token}, auth=("agent", secret))
     assert (resp.status_code, resp.json()["error"]) == (503, "temporarily_unavailable")
     assert resp.headers["retry-after"]
-    async with r.server.store.engine.begin() as conn:
+    async with r.engine.begin() as conn:
         await conn.exec_driver_sql("ALTER TABLE revocations_gone RENAME TO revocations")
     resp = await r.http.post("/revoke", data={"token": token}, auth=("agent", secret))
     assert resp.status_code == 200

@@ -8,7 +8,7 @@ import secrets
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from tests.server.conftest import RESOURCE, Running
-from tests.server.test_authorization_code import REDIRECT, get_code, public_client
+from tests.server.support import REDIRECT, get_code, public_client
 
 
 async def test_authlib_client_credentials(running: Running) -> None:

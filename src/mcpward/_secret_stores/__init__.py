@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from mcpward.errors import MCPWardError
 
-class SecretStoreError(Exception):
+
+class SecretStoreError(MCPWardError):
     """A secret store refused a request or could not be reached."""
 
 

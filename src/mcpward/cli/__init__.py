@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mcpward import __version__
-from mcpward.config import ConfigError
+from mcpward.errors import ConfigError
 
 
 class _Main(click.Group):
@@ -24,6 +24,11 @@ def main() -> None:
 
 # Subcommand registrations: one line per module, each module owns its commands.
 from mcpward.cli import client_commands as _client_commands  # noqa: E402,F401
+from mcpward.cli import clients_commands as _clients_commands  # noqa: E402,F401
+from mcpward.cli import db_commands as _db_commands  # noqa: E402,F401
 from mcpward.cli import guard_commands as _guard_commands  # noqa: E402,F401
-from mcpward.cli import server_commands as _server_commands  # noqa: E402,F401
+from mcpward.cli import keys_commands as _keys_commands  # noqa: E402,F401
+from mcpward.cli import resources_commands as _resources_commands  # noqa: E402,F401
+from mcpward.cli import serve_command as _serve_command  # noqa: E402,F401
+from mcpward.cli import tokens_commands as _tokens_commands  # noqa: E402,F401
 from mcpward.cli import users_commands as _users_commands  # noqa: E402,F401

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mcpward.audit import AuditLog, sink_from_spec
-from mcpward.config import Settings, load_settings
-from mcpward.server import AuthorizationServer
+if TYPE_CHECKING:
+    from mcpward.config import Settings
+    from mcpward.server import AuthorizationServer
+
 
 T = TypeVar("T")
 
@@ -21,6 +23,12 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 def run_with_server(
     action: Callable[[AuthorizationServer], Awaitable[T]], settings: Settings | None = None
 ) -> T:
+    # Imported here, not at the top: `mcpward --help` and commands that need no server
+    # start without loading the server, its storage and its pages.
+    from mcpward.audit import AuditLog, sink_from_spec
+    from mcpward.compose.server import open_server
+    from mcpward.config import load_settings
+
     settings = settings or load_settings()
     # Audit events still go to the configured sink, but never into a command's stdout,
     # which scripts parse (--json).
@@ -29,7 +37,8 @@ def run_with_server(
     async def main() -> T:
         assert settings is not None
         audit = AuditLog([sink_from_spec(sink)])
-        server = await AuthorizationServer.open(settings, audit=audit)
+        # With redis_url, revocations made here reach Redis-backed guards at once.
+        server = await open_server(settings, audit=audit)
         try:
             return await action(server)
         finally:
@@ -52,3 +61,10 @@ def table(rows: list[list[str]], headers: list[str]) -> list[str]:
     return [fmt.format(*headers), fmt.format(*["-" * w for w in widths])] + [
         fmt.format(*map(str, r)) for r in rows
     ]
+
+
+def when(ts: float | None) -> str:
+    """A UNIX time for people: UTC to the second, ``-`` for never."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 import click
-import httpx
 
 from mcpward.cli import main
 
@@ -62,6 +61,12 @@ def _header(value: str) -> tuple[str, str]:
     help="Scopes for tools the manifest does not list (default: such tools are denied).",
 )
 @click.option(
+    "--list-filter",
+    is_flag=True,
+    help="tools/list, resources/list, prompts/list show only what the token can use now "
+    "(default: every entry, annotated with its scopes, so hosts can step up).",
+)
+@click.option(
     "--upstream-header",
     "upstream_headers",
     multiple=True,
@@ -85,7 +90,15 @@ def _header(value: str) -> tuple[str, str]:
     help="Database URL whose revocations table to poll.",
 )
 @click.option(
-    "--poll-interval", default=1.0, show_default=True, help="Seconds between revocation polls."
+    "--poll-interval", default=0.5, show_default=True, help="Seconds between revocation polls."
+)
+@click.option(
+    "--rate-limit-failure",
+    type=click.Choice(["closed", "open"]),
+    default="closed",
+    show_default=True,
+    help="When Redis is unreachable: refuse with 503 (closed) or skip rate limits (open). "
+    "Revocation checks always fail closed.",
 )
 @click.option(
     "--rate",
@@ -112,11 +125,13 @@ def gateway(
     manifest_path: str | None,
     claims: str,
     default_scopes: tuple[str, ...],
+    list_filter: bool,
     upstream_headers: tuple[str, ...],
     upstream_header_env: str | None,
     redis_url: str | None,
     revocations_db: str | None,
     poll_interval: float,
+    rate_limit_failure: str,
     rate: str,
     audit_spec: str,
     loki_url: str | None,
@@ -140,28 +155,24 @@ def gateway(
     resource = resource or f"http://{host}:{port}/mcp"
     sinks: list[Any] = [sink_from_spec(audit_spec)]
     if loki_url:
-        from mcpward.guard._audit_loki import LokiSink
+        from mcpward.audit.loki import LokiSink
 
         sinks.append(LokiSink(loki_url, labels={"service": "mcpward-gateway"}))
     limits = RateLimits(per_token=_rate(rate))
     rate_limiter: Any = None
     revocations: Any = None
     if redis_url:
-        from redis.asyncio import Redis
+        from mcpward.state import open_redis, over_redis
 
-        from mcpward.guard._ratelimit.redis import RedisRateLimiter
-        from mcpward.revocation.redis import RedisRevocations
-
-        redis = Redis.from_url(redis_url)
-        rate_limiter = RedisRateLimiter(redis)
-        revocations = RedisRevocations(redis)
+        shared = over_redis(open_redis(redis_url))
+        rate_limiter, revocations = shared.rate_limiter, shared.revocations
     elif revocations_db:
-        from sqlalchemy.ext.asyncio import create_async_engine
-
         from mcpward.revocation.table import TablePollingRevocations
+        from mcpward.storage.database import open_engine
+        from mcpward.storage.sql import SqlRevocationLog
 
         revocations = TablePollingRevocations(
-            create_async_engine(revocations_db), interval=poll_interval
+            SqlRevocationLog(open_engine(revocations_db)), interval=poll_interval
         )
     guard = make_guard(
         issuer=issuer,
@@ -169,9 +180,12 @@ def gateway(
         manifest=_load_manifest(manifest_path),
         claims=claims,
         default_scopes=default_scopes or None,
+        # Without the flag the manifest's list_visibility decides (annotate by default).
+        list_visibility="filter" if list_filter else None,
         revocations=revocations,
         rate_limiter=rate_limiter,
         rate_limits=limits,
+        rate_limit_failure="open" if rate_limit_failure == "open" else "closed",
         audit=AuditLog(sinks),
     )
     # The gateway's lifespan starts the guard (and so the revocation poller).
@@ -206,17 +220,19 @@ def manifest(
     issuer: str, manifest_path: str | None, client_id: str | None, name: str | None
 ) -> None:
     """Print the protected server's manifest in the source document's format."""
-    from mcpward.guard import DiscoveryError, Manifest, OAuthBlock, discover
+    from mcpward.guard import IssuerDiscoveryError, Manifest, OAuthBlock, discover
 
     loaded: Manifest = _load_manifest(manifest_path)
 
     async def metadata() -> dict[str, Any]:
+        import httpx
+
         async with httpx.AsyncClient(timeout=10) as http:
             return await discover(issuer, http)
 
     try:
         meta = asyncio.run(metadata())
-    except DiscoveryError as exc:
+    except IssuerDiscoveryError as exc:
         raise click.ClickException(str(exc)) from None
     authorize, token = meta.get("authorization_endpoint"), meta.get("token_endpoint")
     if not isinstance(authorize, str) or not isinstance(token, str):

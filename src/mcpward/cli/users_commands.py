@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mcpward._secrets import new_id
 from mcpward.audit import AuditEvent
 from mcpward.cli import main
-from mcpward.cli._common import emit, json_option, run_with_server, table
-from mcpward.server import AuthorizationServer
-from mcpward.server._crypto import DataKey
-from mcpward.server.pages import _totp
-from mcpward.server.pages._passwords import hash_password, weakness
+from mcpward.cli._common import emit, json_option, run_with_server, table, when
 from mcpward.storage.records import UserRecord
 
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+if TYPE_CHECKING:
+    from mcpward.server import AuthorizationServer
 
 
 def _user_dict(user: UserRecord) -> dict[str, Any]:
@@ -46,6 +38,8 @@ def _user_dict(user: UserRecord) -> dict[str, Any]:
 
 
 def _read_password(from_stdin: bool) -> str:
+    from mcpward.server.pages._passwords import weakness
+
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -56,6 +50,12 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
+def _hashed(password: str) -> str:
+    from mcpward.server.pages._passwords import hash_password
+
+    return hash_password(password)
+
+
 async def _existing(server: AuthorizationServer, username: str) -> UserRecord:
     user = await server.store.users.by_username(username)
     if user is None:
@@ -64,6 +64,9 @@ async def _existing(server: AuthorizationServer, username: str) -> UserRecord:
 
 
 def _enroll(server: AuthorizationServer, user: UserRecord) -> tuple[bytes, dict[str, str]]:
+    from mcpward.server._crypto import DataKey
+    from mcpward.server.pages import _totp
+
     secret = _totp.new_secret()
     key = DataKey(server.settings.resolved_data_key())
     pages = getattr(server.settings, "pages", None)
@@ -105,7 +108,7 @@ def users_add(
     as_json: bool,
 ) -> None:
     """Create a user."""
-    password_hash = None if no_password else hash_password(_read_password(password_stdin))
+    password_hash = None if no_password else _hashed(_read_password(password_stdin))
 
     async def go(server: AuthorizationServer) -> dict[str, Any]:
         if await server.store.users.by_username(username) is not None:
@@ -150,7 +153,7 @@ def users_list(as_json: bool) -> None:
                     u.email or "-",
                     "password" if u.password_hash else "upstream",
                     "yes" if u.totp_secret_enc else "no",
-                    "disabled " + _when(u.disabled_at) if u.disabled_at else "active",
+                    "disabled " + when(u.disabled_at) if u.disabled_at else "active",
                 ]
                 for u in rows
             ],
@@ -197,7 +200,7 @@ def users_enable(username: str, as_json: bool) -> None:
 @json_option
 def users_set_password(username: str, password_stdin: bool, as_json: bool) -> None:
     """Set a user's password."""
-    password_hash = hash_password(_read_password(password_stdin))
+    password_hash = _hashed(_read_password(password_stdin))
 
     async def go(server: AuthorizationServer) -> UserRecord:
         user = await _existing(server, username)
@@ -256,7 +259,7 @@ def users_consents(username: str, as_json: bool) -> None:
         rows,
         as_json,
         table(
-            [[r["client_id"], r["resource"], r["scope"], _when(r["granted_at"])] for r in rows],
+            [[r["client_id"], r["resource"], r["scope"], when(r["granted_at"])] for r in rows],
             ["CLIENT", "RESOURCE", "SCOPE", "GRANTED"],
         ),
     )

@@ -193,6 +193,8 @@ def build_protected_demo(
 
 
 __all__ = [
+    "MCP_REQUEST_HEADERS",
+    "MCP_RESPONSE_HEADERS",
     "ProtectedDemo",
     "build_protected_demo",
     "create_demo_app",

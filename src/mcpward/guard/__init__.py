@@ -21,7 +21,7 @@ from mcpward.audit import AuditLog
 from mcpward.guard._challenge import www_authenticate
 from mcpward.guard._claims import AUTH0, CLERK, KEYCLOAK, MCPWARD, OKTA, PRESETS, ClaimMapping
 from mcpward.guard._discovery import (
-    DiscoveryError,
+    IssuerDiscoveryError,
     IssuerKeys,
     KeySource,
     LocalKeys,
@@ -30,28 +30,29 @@ from mcpward.guard._discovery import (
     discover,
 )
 from mcpward.guard._errors import (
+    BadAuthorization,
     BadMessage,
     GuardError,
     InsufficientScope,
-    InvalidRequest,
     InvalidToken,
     MissingToken,
     PolicyDenied,
     RateLimited,
+    Unavailable,
 )
-from mcpward.guard._guard import Guard, RateLimits
+from mcpward.guard._guard import FailureMode, Guard, RateLimits
 from mcpward.guard._identity import Identity, current_identity, require_identity
 from mcpward.guard._introspection import IntrospectionVerifier
+from mcpward.guard._lists import ListVisibility
 from mcpward.guard._manifest import Manifest, ManifestError, OAuthBlock, manifest_from_code
 from mcpward.guard._metrics import GuardMetrics
 from mcpward.guard._policy import POLICY_MODEL, CasbinPolicy, Policy
-from mcpward.guard._ratelimit import Bucket, Limit, RateLimiter
-from mcpward.guard._ratelimit.memory import MemoryRateLimiter
 from mcpward.guard._rfc9728 import ProtectedResourceMetadata, metadata_url
 from mcpward.guard._scopes import ScopeRules
 from mcpward.guard._verify import ByFormat, JWTVerifier, TokenVerifier
 from mcpward.guard.middleware import GuardMiddleware
 from mcpward.revocation import RevocationView
+from mcpward.state import Bucket, Limit, MemoryRateLimiter, RateLimiter
 
 
 def make_guard(
@@ -69,11 +70,18 @@ def make_guard(
     policy: Policy | None = None,
     audit: AuditLog | None = None,
     http: httpx.AsyncClient | None = None,
+    rate_limit_failure: FailureMode = "closed",
     clock: Clock = system_clock,
     leeway: float = 30.0,
+    list_visibility: ListVisibility | None = None,
 ) -> Guard:
     """A guard for tokens from ``issuer`` whose audience is ``resource``. Without ``keys``
-    the issuer's JWKS is found by discovery (RFC 8414, then OpenID) on first use."""
+    the issuer's JWKS is found by discovery (RFC 8414, then OpenID) on first use.
+
+    ``list_visibility``: ``"annotate"`` (every usable entry of ``*/list`` results, with
+    the scopes it requires and whether the token holds them, so hosts can step up) or
+    ``"filter"`` (only what the token can use now); default: the manifest's
+    ``list_visibility``, else ``"annotate"``."""
     mapping = PRESETS[claims] if isinstance(claims, str) else claims
     if verifier is None:
         verifier = JWTVerifier(
@@ -88,13 +96,14 @@ def make_guard(
         resource=resource,
         authorization_servers=[issuer],
         verifier=verifier,
-        rules=ScopeRules(manifest, default_scopes),
+        rules=ScopeRules(manifest, default_scopes, list_visibility),
         revocations=revocations,
         rate_limiter=rate_limiter,
         rate_limits=rate_limits,
         policy=policy,
         audit=audit,
         resource_name=manifest.name,
+        rate_limit_failure=rate_limit_failure,
         clock=clock,
     )
 
@@ -135,12 +144,14 @@ __all__ = [
     "MCPWARD",
     "OKTA",
     "POLICY_MODEL",
+    "PRESETS",
+    "BadAuthorization",
     "BadMessage",
     "Bucket",
     "ByFormat",
     "CasbinPolicy",
     "ClaimMapping",
-    "DiscoveryError",
+    "FailureMode",
     "Guard",
     "GuardError",
     "GuardMetrics",
@@ -148,12 +159,13 @@ __all__ = [
     "Identity",
     "InsufficientScope",
     "IntrospectionVerifier",
-    "InvalidRequest",
     "InvalidToken",
+    "IssuerDiscoveryError",
     "IssuerKeys",
     "JWTVerifier",
     "KeySource",
     "Limit",
+    "ListVisibility",
     "LocalKeys",
     "Manifest",
     "ManifestError",
@@ -170,6 +182,7 @@ __all__ = [
     "ScopeRules",
     "StaticKeys",
     "TokenVerifier",
+    "Unavailable",
     "current_identity",
     "discover",
     "identity_of",

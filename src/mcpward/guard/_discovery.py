@@ -18,9 +18,10 @@ from joserfc.jwk import Key as Jwk
 from joserfc.jwk import KeySet, KeySetSerialization
 
 from mcpward._clock import Clock, system_clock
+from mcpward.errors import MCPWardError
 
 
-class DiscoveryError(Exception):
+class IssuerDiscoveryError(MCPWardError):
     """The authorization server's metadata or keys could not be obtained."""
 
 
@@ -65,9 +66,11 @@ async def discover(issuer: str, http: httpx.AsyncClient) -> dict[str, Any]:
             continue
         # RFC 8414 §3.3: the issuer in the document must be the one we asked for.
         if document.get("issuer") != issuer:
-            raise DiscoveryError(f"{url} names issuer {document.get('issuer')!r}, not {issuer!r}")
+            raise IssuerDiscoveryError(
+                f"{url} names issuer {document.get('issuer')!r}, not {issuer!r}"
+            )
         return document
-    raise DiscoveryError(f"discovery failed for {issuer}: {last}")
+    raise IssuerDiscoveryError(f"discovery failed for {issuer}: {last}")
 
 
 class StaticKeys:
@@ -106,7 +109,7 @@ class RemoteJWKS:
         metadata = await discover(issuer, http)
         jwks_uri = metadata.get("jwks_uri")
         if not isinstance(jwks_uri, str):
-            raise DiscoveryError(f"{issuer} publishes no jwks_uri")
+            raise IssuerDiscoveryError(f"{issuer} publishes no jwks_uri")
         return cls(jwks_uri, http, **kwargs)
 
     async def get_key(self, kid: str | None) -> Jwk | None:
@@ -131,7 +134,7 @@ class RemoteJWKS:
                 self._keys = KeySet.import_key_set(_as_jwks(response.json()))
             except (httpx.HTTPError, ValueError, JoseError) as exc:
                 if self._keys is None:
-                    raise DiscoveryError(
+                    raise IssuerDiscoveryError(
                         f"cannot fetch {self.jwks_uri}: {type(exc).__name__}"
                     ) from exc
                 # Keep serving the keys we have; a JWKS outage must not reject valid tokens.

@@ -2,14 +2,16 @@
 
 ::
 
-    GuardError
-     ├── MissingToken          401  RFC 6750 §3.1 (no ``error``: no token was presented)
-     ├── InvalidToken          401  RFC 6750 §3.1 ``invalid_token``
-     ├── InvalidRequest        401  RFC 6750 §3.1 ``invalid_request`` (token in the query)
-     ├── InsufficientScope     403  RFC 6750 §3.1 ``insufficient_scope`` (+ MCP step-up)
-     ├── PolicyDenied          403  a policy said no; not fixable by a broader token
-     ├── RateLimited           429  RFC 6585 §4 with ``Retry-After`` and RateLimit headers
-     └── BadMessage            400  the body is not JSON-RPC
+    MCPWardError
+     └── GuardError
+          ├── MissingToken          401  RFC 6750 §3.1 (no ``error``: no token was presented)
+          ├── InvalidToken          401  RFC 6750 §3.1 ``invalid_token``
+          ├── BadAuthorization      401  RFC 6750 §3.1 ``invalid_request`` (token in the query)
+          ├── InsufficientScope     403  RFC 6750 §3.1 ``insufficient_scope`` (+ MCP step-up)
+          ├── PolicyDenied          403  a policy said no; not fixable by a broader token
+          ├── RateLimited           429  RFC 6585 §4 with ``Retry-After`` and RateLimit headers
+          ├── BadMessage            400  the body is not JSON-RPC
+          └── Unavailable           503  shared state (Redis) unreachable; ``Retry-After``
 
 Descriptions are fixed strings; they never echo a token or any other client input.
 """
@@ -21,11 +23,13 @@ import math
 from collections.abc import Iterable
 from typing import ClassVar
 
+from mcpward._asgi import ratelimit_headers
 from mcpward.audit import Outcome
+from mcpward.errors import MCPWardError
 from mcpward.guard._challenge import www_authenticate
 
 
-class GuardError(Exception):
+class GuardError(MCPWardError):
     status_code: ClassVar[int] = 401
     error: ClassVar[str | None] = None
     outcome: ClassVar[Outcome] = "unauthorized"
@@ -68,7 +72,7 @@ class InvalidToken(GuardError):
     error = "invalid_token"
 
 
-class InvalidRequest(GuardError):
+class BadAuthorization(GuardError):
     """The credentials are sent wrongly, e.g. a token in the URI query (RFC 6750 §2.3, which
     OAuth 2.1 and MCP forbid). RFC 6750 suggests 400; we answer 401 so that MCP clients
     treat it as an authentication failure and retry with the header."""
@@ -133,10 +137,10 @@ class RateLimited(GuardError):
     def headers(self, resource_metadata: str | None) -> dict[str, str]:
         headers = super().headers(resource_metadata)
         headers["retry-after"] = str(self.retry_after)
-        # draft-ietf-httpapi-ratelimit-headers-09 (structured fields): quota q per window
-        # w; remaining r, seconds until reset t.
-        headers["ratelimit-policy"] = f'"{self.policy}";q={self.limit};w={math.ceil(self.window)}'
-        headers["ratelimit"] = f'"{self.policy}";r=0;t={self.retry_after}'
+        fields = ratelimit_headers(
+            self.policy, quota=self.limit, window=self.window, remaining=0, reset=self.retry_after
+        )
+        headers.update((name.decode(), value.decode()) for name, value in fields)
         return headers
 
 
@@ -149,3 +153,22 @@ class BadMessage(GuardError):
 
     def challenge(self, resource_metadata: str | None) -> str | None:
         return None
+
+
+class Unavailable(GuardError):
+    """A check the request needs cannot run now (the shared state is unreachable): fail
+    closed, and say when to retry. Not an authentication failure: no challenge."""
+
+    status_code = 503
+    error = "temporarily_unavailable"
+    outcome = "error"
+
+    def __init__(self, description: str, retry_after: int = 5) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+    def challenge(self, resource_metadata: str | None) -> str | None:
+        return None
+
+    def headers(self, resource_metadata: str | None) -> dict[str, str]:
+        return {**super().headers(resource_metadata), "retry-after": str(self.retry_after)}

@@ -11,34 +11,48 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from mcpward._clock import Clock, system_clock
 from mcpward.audit import AuditEvent, AuditLog
 from mcpward.guard._errors import (
+    BadAuthorization,
     GuardError,
     InsufficientScope,
-    InvalidRequest,
     InvalidToken,
     MissingToken,
     PolicyDenied,
     RateLimited,
+    Unavailable,
 )
 from mcpward.guard._identity import Identity
 from mcpward.guard._jsonrpc import Call, Kind
 from mcpward.guard._metrics import GuardMetrics
 from mcpward.guard._policy import Policy
-from mcpward.guard._ratelimit import Bucket, Decision, Limit, RateLimiter
-from mcpward.guard._ratelimit.memory import MemoryRateLimiter
 from mcpward.guard._rfc9728 import ProtectedResourceMetadata
 from mcpward.guard._scopes import ScopeRules
 from mcpward.guard._verify import TokenVerifier
 from mcpward.revocation import RevocationView, TokenRef
+from mcpward.state import (
+    Bucket,
+    Decision,
+    Limit,
+    MemoryRateLimiter,
+    RateLimiter,
+    RevocationCheckingLimiter,
+    StateUnavailable,
+)
 
 # RFC 6750 §2.1 b64token
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # Authorization header values already parsed into a token that verified, and the
 # rate-limit buckets of recent identities.
 _HEADER_CACHE = 4096
+
+# When the rate limiter's backend (Redis) is unreachable: refuse with 503 ("closed", the
+# default: a leaked token must not run unlimited) or let requests through ("open").
+# Revocation checks always fail closed.
+FailureMode = Literal["closed", "open"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +80,7 @@ class Guard:
         audit: AuditLog | None = None,
         metrics: GuardMetrics | None = None,
         resource_name: str | None = None,
+        rate_limit_failure: FailureMode = "closed",
         clock: Clock = system_clock,
     ) -> None:
         self.resource = resource
@@ -78,8 +93,16 @@ class Guard:
         self._rate_limits = rate_limits if rate_limits is not None else RateLimits()
         self.policy = policy
         # With Redis for both, the revocation check rides in the rate-limit script.
-        self._combined = revocations is not None and self.rate_limiter.covers(revocations)
+        limiter = self.rate_limiter
+        self._combined: RevocationCheckingLimiter | None = (
+            limiter
+            if revocations is not None
+            and isinstance(limiter, RevocationCheckingLimiter)
+            and limiter.revocations is revocations
+            else None
+        )
         self._separate_view = None if self._combined else revocations
+        self.rate_limit_failure = rate_limit_failure
         self.audit = audit or AuditLog()
         self.metrics = metrics or GuardMetrics()
         self.clock = clock
@@ -120,11 +143,11 @@ class Guard:
 
     async def authenticate(self, authorization: Sequence[bytes], query: bytes) -> Identity:
         if query and _query_has_token(query):
-            raise InvalidRequest("send the access token in the Authorization header only")
+            raise BadAuthorization("send the access token in the Authorization header only")
         if not authorization:
             raise MissingToken()
         if len(authorization) > 1:
-            raise InvalidRequest("more than one Authorization header")
+            raise BadAuthorization("more than one Authorization header")
         header = authorization[0]
         token = self._bearer.get(header)
         if token is not None:
@@ -168,6 +191,7 @@ class Guard:
 
     async def admit(self, identity: Identity, calls: Sequence[Call] = ()) -> Decision | None:
         """Revocation and rate limits: on every request, cache hit or not."""
+        combined = self._combined
         ref = (
             TokenRef(
                 jti=identity.jti,
@@ -179,20 +203,28 @@ class Guard:
             if self.revocations is not None
             else None
         )
-        if (
-            self._separate_view is not None
-            and ref is not None
-            and await self._separate_view.is_revoked(ref)
-        ):
-            raise InvalidToken("the access token has been revoked")
+        view = self._separate_view
+        if view is not None and ref is not None:
+            try:
+                revoked = await view.is_revoked(ref)
+            except StateUnavailable as exc:
+                raise Unavailable("revocations cannot be checked now", exc.retry_after) from None
+            if revoked:
+                raise InvalidToken("the access token has been revoked")
         buckets = self._buckets(
             identity, [c.target for c in calls if c.kind == "tool" and c.target]
         )
-        if not buckets and not self._combined:
+        if not buckets and combined is None:
             return None
-        decision: Decision = await self.rate_limiter.hit(
-            buckets, ref if self._combined else None, self.clock()
-        )
+        try:
+            if combined is not None and ref is not None:
+                decision = await combined.hit_unless_revoked(buckets, ref, self.clock())
+            else:
+                decision = await self.rate_limiter.hit(buckets, self.clock())
+        except StateUnavailable as exc:
+            if combined is not None or self.rate_limit_failure == "closed":
+                raise Unavailable("the rate limit cannot be checked now", exc.retry_after) from None
+            return None
         if decision.revoked:
             raise InvalidToken("the access token has been revoked")
         if not decision.allowed and decision.limit is not None:

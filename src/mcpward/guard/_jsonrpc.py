@@ -17,7 +17,7 @@ _TARGETED: dict[str, tuple[Kind, str]] = {
     "resources/subscribe": ("resource", "uri"),
     "prompts/get": ("prompt", "name"),
 }
-# list methods whose results are filtered to what the token can use
+# list methods whose results the guard annotates (or filters) by what the token can use
 LISTS: dict[str, tuple[Kind, str, str]] = {
     "tools/list": ("tool", "tools", "name"),
     "resources/list": ("resource", "resources", "uri"),

@@ -8,7 +8,10 @@
      "resources": [{"uri": "orders://recent", "scopes_required": ["orders.read"]}],
      "prompts": [{"name": "triage", "scopes_required": ["orders.read"]}]}
 
-``resources`` and ``prompts`` are mcpward extensions in the same shape.
+``resources`` and ``prompts`` are mcpward extensions in the same shape, and so is
+``"list_visibility": "annotate" | "filter"``: how ``*/list`` results show entries the
+token cannot use yet (``_lists.py``; absent means the guard's choice, ``annotate`` unless
+told otherwise).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from mcpward.guard._lists import LIST_VISIBILITIES, ListVisibility
 
 
 class ManifestError(ValueError):
@@ -53,6 +58,7 @@ class Manifest:
     prompts: Mapping[str, frozenset[str]] = field(default_factory=dict)
     oauth: OAuthBlock | None = None
     descriptions: Mapping[str, str] = field(default_factory=dict)
+    list_visibility: ListVisibility | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
@@ -97,7 +103,10 @@ class Manifest:
                 )
             except KeyError as exc:
                 raise ManifestError(f"{source}: oauth.{exc.args[0]} is required") from exc
-        return cls(name, tools, resources, prompts, oauth, descriptions)
+        visibility = data.get("list_visibility")
+        if visibility is not None and visibility not in LIST_VISIBILITIES:
+            raise ManifestError(f"{source}: 'list_visibility' must be 'annotate' or 'filter'")
+        return cls(name, tools, resources, prompts, oauth, descriptions, visibility)
 
     def scopes_supported(self) -> tuple[str, ...]:
         found: set[str] = set()
@@ -109,9 +118,7 @@ class Manifest:
         return tuple(sorted(found))
 
     def with_oauth(self, oauth: OAuthBlock) -> Manifest:
-        return Manifest(
-            self.name, self.tools, self.resources, self.prompts, oauth, self.descriptions
-        )
+        return replace(self, oauth=oauth)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -128,6 +135,8 @@ class Manifest:
             out["prompts"] = [
                 {"name": n, "scopes_required": sorted(s)} for n, s in sorted(self.prompts.items())
             ]
+        if self.list_visibility is not None:
+            out["list_visibility"] = self.list_visibility
         return out
 
 

@@ -6,6 +6,7 @@ import fnmatch
 from collections.abc import Iterable
 
 from mcpward.guard._jsonrpc import Kind
+from mcpward.guard._lists import LIST_VISIBILITIES, ListVisibility
 from mcpward.guard._manifest import Manifest
 
 
@@ -14,11 +15,23 @@ class ScopeRules:
     (``orders://*``); exact entries win over patterns.
 
     A target the manifest does not declare is denied, unless ``default_scopes`` is set
-    (then it needs those; ``frozenset()`` means any valid token)."""
+    (then it needs those; ``frozenset()`` means any valid token).
 
-    def __init__(self, manifest: Manifest, default_scopes: Iterable[str] | None = None) -> None:
+    ``list_visibility`` says how ``*/list`` results show entries (``_lists.py``): given
+    here, else the manifest's ``list_visibility``, else ``annotate``."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        default_scopes: Iterable[str] | None = None,
+        list_visibility: ListVisibility | None = None,
+    ) -> None:
         self.manifest = manifest
         self.default = frozenset(default_scopes) if default_scopes is not None else None
+        visibility = list_visibility or manifest.list_visibility or "annotate"
+        if visibility not in LIST_VISIBILITIES:
+            raise ValueError("list_visibility must be 'annotate' or 'filter'")
+        self.list_visibility: ListVisibility = visibility
         self._tables = {
             "tool": manifest.tools,
             "resource": manifest.resources,

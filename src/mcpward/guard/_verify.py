@@ -21,7 +21,7 @@ from joserfc.errors import JoseError, SecurityWarning
 
 from mcpward._clock import Clock, system_clock
 from mcpward.guard._claims import MCPWARD, ClaimMapping
-from mcpward.guard._discovery import DiscoveryError, KeySource
+from mcpward.guard._discovery import IssuerDiscoveryError, KeySource
 from mcpward.guard._errors import InvalidToken
 from mcpward.guard._identity import Identity
 
@@ -109,7 +109,7 @@ class JWTVerifier:
             raise InvalidToken("the token's key id is malformed")
         try:
             key = await self._keys.get_key(kid)
-        except DiscoveryError as exc:
+        except IssuerDiscoveryError as exc:
             raise InvalidToken("the issuer's keys are unavailable") from exc
         if key is None:
             raise InvalidToken("the token is signed with an unknown key")

@@ -18,8 +18,9 @@ import anyio
 import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcpward._asgi import BodyIncomplete, BodyTooLarge, read_body, send_response
 from mcpward.guard._guard import Guard
-from mcpward.guard.middleware import GuardMiddleware
+from mcpward.guard.middleware import MAX_BODY, GuardMiddleware
 
 # Request headers worth passing upstream; anything else (cookies, Authorization, Origin,
 # hop-by-hop headers, Host) stays at the gateway.
@@ -64,9 +65,13 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
         read_timeout: float = 300.0,
+        max_body: int = MAX_BODY,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.url = url
+        # The guard in front has read (and bounded) the body already; this limit holds
+        # for an Upstream mounted on its own too.
+        self.max_body = max_body
         self._inject = {k.lower(): v for k, v in (headers or {}).items()}
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, read=read_timeout), follow_redirects=False
@@ -87,7 +92,14 @@ class Upstream:
             return
         body = b""
         if method == "POST":
-            body = await _body(receive)
+            try:
+                body = await read_body(receive, limit=self.max_body)
+            except BodyTooLarge:
+                await _plain(send, 413, b"the request body is too large")
+                return
+            except BodyIncomplete:
+                await _plain(send, 400, b"the request body did not arrive")
+                return
         headers = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in scope["headers"]
@@ -168,25 +180,7 @@ def create_gateway(
     return GuardMiddleware(Upstream(upstream, headers=upstream_headers, **upstream_kwargs), guard)
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks)
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 async def _plain(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain"), *(headers or [])],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_response(send, status, [(b"content-type", b"text/plain"), *(headers or [])], body)

@@ -7,12 +7,10 @@ the guard reads: zero delay), and as the local store behind the table-polling vi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from mcpward._clock import Clock, system_clock
-
-if TYPE_CHECKING:
-    from mcpward.revocation import Revocation, TokenRef
+from mcpward.revocation._types import TokenRef
+from mcpward.storage.records import Revocation
 
 
 class InProcessRevocations:

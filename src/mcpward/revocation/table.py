@@ -1,43 +1,59 @@
-"""A guard's view of the ``revocations`` table, polled by ``seq``.
+"""A guard's view of the revocations log without Redis: the log, polled by ``seq`` into
+this process's memory.
 
-Each poll asks only for rows after the last ``seq`` seen, so a poll is one indexed range
-scan that returns nothing most of the time. The propagation delay is at most one
-``interval`` plus one query; the view keeps answering from memory if the database is
-unreachable (revocations already seen stay in force).
+The propagation delay is at most one ``interval`` plus one query. If the database becomes
+unreachable the view keeps answering from memory (revocations already seen stay in force)
+for ``max_staleness`` seconds, then fails closed (:class:`~mcpward.errors.StateUnavailable`:
+the guard answers 503) until it can read the log again; a view that never read the log
+fails closed from the start.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Sequence
 from types import TracebackType
 
-import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from mcpward._clock import Clock, system_clock
-from mcpward.revocation import Revocation, TokenRef
+from mcpward.errors import StateUnavailable
 from mcpward.revocation._memory import InProcessRevocations
-from mcpward.storage.schema import revocations as table
+from mcpward.revocation._types import TokenRef
+from mcpward.revocation.relay import LogFollower
+from mcpward.storage.contracts import RevocationLog
+from mcpward.storage.records import Revocation
 
-log = logging.getLogger("mcpward.revocation")
+DEFAULT_INTERVAL = 0.5
+DEFAULT_MAX_STALENESS = 60.0
 
 
 class TablePollingRevocations:
     def __init__(
-        self, engine: AsyncEngine, *, interval: float = 1.0, clock: Clock = system_clock
+        self,
+        source: RevocationLog,
+        *,
+        interval: float = DEFAULT_INTERVAL,
+        max_staleness: float | None = DEFAULT_MAX_STALENESS,
+        clock: Clock = system_clock,
     ) -> None:
-        self._engine = engine
-        self.interval = interval
         self._clock = clock
+        self.max_staleness = max_staleness
         self._local = InProcessRevocations(clock)
-        self.last_seq = 0
-        self._task: asyncio.Task[None] | None = None
+        self._follower = LogFollower(
+            source, self._local, interval=interval, clock=clock, name="revocation poll"
+        )
+
+    @property
+    def interval(self) -> float:
+        return self._follower.interval
+
+    @property
+    def last_seq(self) -> int:
+        return self._follower.last_seq
 
     async def is_revoked(self, token: TokenRef) -> bool:
+        if self.max_staleness is not None:
+            caught_up = self._follower.caught_up_at
+            if caught_up is None or self._clock() - caught_up > self.max_staleness:
+                raise StateUnavailable("the revocations log cannot be read")
         return self._local.check(token)
 
     async def publish(self, revocations: Sequence[Revocation]) -> None:
@@ -47,38 +63,13 @@ class TablePollingRevocations:
         self._local.add(revocations)
 
     async def poll_once(self) -> int:
-        """Load rows newer than the last seen; return how many arrived."""
-        query = sa.select(
-            table.c.seq, table.c.kind, table.c.key, table.c.revoked_at, table.c.expires_at
-        )
-        query = query.where(table.c.seq > self.last_seq).order_by(table.c.seq)
-        if self.last_seq == 0:
-            # First load: only what can still match a valid token.
-            query = query.where(table.c.expires_at > self._clock())
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        batch = [
-            Revocation(
-                kind=row.kind, key=row.key, revoked_at=row.revoked_at, expires_at=row.expires_at
-            )
-            for row in rows
-        ]
-        self._local.add(batch)
-        if rows:
-            self.last_seq = max(self.last_seq, rows[-1].seq)
-        return len(rows)
+        return await self._follower.poll_once()
 
     async def start(self) -> None:
-        await self.poll_once()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="mcpward-revocation-poll")
+        await self._follower.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._follower.stop()
 
     async def __aenter__(self) -> TablePollingRevocations:
         await self.start()
@@ -91,11 +82,3 @@ class TablePollingRevocations:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.poll_once()
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("revocation poll failed: %s", type(exc).__name__)

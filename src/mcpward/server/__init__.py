@@ -1,7 +1,8 @@
 """The OAuth 2.1 authorization server role.
 
-``AuthorizationServer`` is the whole server as one object; ``routes`` gives its HTTP
-endpoints (mountable next to a guarded MCP server), ``create_app`` a standalone app.
+``AuthorizationServer`` is the whole server as one object, built by the composition root
+(``mcpward.compose.server.open_server``); ``routes`` gives its HTTP endpoints (mountable
+next to a guarded MCP server), ``create_app`` a standalone app with its pages.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mcpward.server._authorization import (
 )
 from mcpward.server.app import routes, token_fast_path
 from mcpward.server.core import AuthorizationServer, Endpoints
+from mcpward.server.pages import page_routes as _page_routes
 
 __all__ = [
     "AuthorizationRequest",
@@ -35,6 +37,7 @@ __all__ = [
     "issue_code",
     "maintained",
     "routes",
+    "token_fast_path",
     "validate_request",
 ]
 
@@ -52,9 +55,9 @@ async def maintained(server: AuthorizationServer) -> AsyncIterator[None]:
 
 
 def create_app(server: AuthorizationServer) -> Starlette:
-    from mcpward.server.pages import page_routes
-
-    pages = page_routes(server)
+    """The server's endpoints and pages as one application that maintains the server and
+    closes it when it stops."""
+    pages = _page_routes(server)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

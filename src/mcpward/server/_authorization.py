@@ -21,7 +21,6 @@ from mcpward.server import _rfc7636, _scopes
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.errors import (
     InvalidRequest,
-    InvalidScope,
     OAuthError,
     UnauthorizedClient,
     UnsupportedResponseType,
@@ -129,16 +128,11 @@ async def validate_request(
             params.get("code_challenge"), params.get("code_challenge_method")
         )
         resource = server.resolve_resource(resources)
-        requested = _scopes.parse(params.get("scope"))
-        _scopes.check_against_resource(requested, resource)
-        # A pre-registered client may be limited to some scopes; without a scope parameter
-        # the request asks for every scope of the resource the client may have.
-        allowed = set(_scopes.parse(client.allowed_scope or "")) or set(resource.scopes)
-        if not set(requested) <= allowed:
-            raise InvalidScope("the client is not allowed this scope")
-        scopes = requested or tuple(s for s in resource.scopes if s in allowed)
-        if not scopes:
-            raise InvalidScope("the client is allowed no scope of this resource")
+        # A pre-registered client may be limited to some scopes: it is offered what it
+        # asked for within them; without a scope parameter, everything it may have.
+        scopes = _scopes.grantable(
+            _scopes.parse(params.get("scope")), resource, client.allowed_scope
+        )
     except OAuthError as error:
         raise fail(error) from None
     return AuthorizationRequest(client, redirect_uri, state, challenge, resource, scopes)

@@ -54,7 +54,7 @@ class ClientAuthenticator:
         self._clock = clock
         self._audiences = audiences
         self._remember_jti = remember_jti
-        self.fetch_jwks = fetch_jwks
+        self._fetch_jwks = fetch_jwks
         self._leeway = leeway
 
     async def authenticate(
@@ -88,7 +88,7 @@ class ClientAuthenticator:
         client_id = form.get("client_id", "")
         client = await self._usable_client(client_id)
         if client.token_endpoint_auth_method != "none":
-            raise InvalidClient("client authentication is required")
+            raise InvalidClient("client authentication is required", client_id=client_id)
         return AuthenticatedClient(client, "none")
 
     async def _usable_client(self, client_id: str, *, basic: bool = False) -> ClientRecord:
@@ -107,9 +107,14 @@ class ClientAuthenticator:
             raise InvalidClient(
                 f"this client authenticates with {client.token_endpoint_auth_method}",
                 basic_attempted=basic_attempted,
+                client_id=client_id,
             )
         if not await self._registry.check_secret(client_id, secret):
-            raise InvalidClient("client authentication failed", basic_attempted=basic_attempted)
+            raise InvalidClient(
+                "client authentication failed",
+                basic_attempted=basic_attempted,
+                client_id=client_id,
+            )
         # Both secret methods are accepted for a secret client: they carry the same proof.
         return AuthenticatedClient(client, method)
 
@@ -131,22 +136,25 @@ class ClientAuthenticator:
         if form.get("client_id", client_id) != client_id:
             raise InvalidRequest("client_id differs from the assertion's issuer")
         client = await self._usable_client(client_id)
-        if client.token_endpoint_auth_method != "private_key_jwt":
-            raise InvalidClient("this client does not use private_key_jwt")
-
-        keys = await self._client_keys(client)
         try:
-            token = jwt.decode(assertion, keys, algorithms=ASSERTION_ALGS)
-        except (JoseError, ValueError):
-            raise InvalidClient("client_assertion signature is invalid") from None
-        await self._check_assertion_claims(client_id, token.claims)
+            if client.token_endpoint_auth_method != "private_key_jwt":
+                raise InvalidClient("this client does not use private_key_jwt")
+            keys = await self._client_keys(client)
+            try:
+                token = jwt.decode(assertion, keys, algorithms=ASSERTION_ALGS)
+            except (JoseError, ValueError):
+                raise InvalidClient("client_assertion signature is invalid") from None
+            await self._check_assertion_claims(client_id, token.claims)
+        except InvalidClient as error:
+            # A registered client: the audit trail may name it.
+            raise InvalidClient(error.description, client_id=client_id) from None
         return AuthenticatedClient(client, "private_key_jwt")
 
     async def _client_keys(self, client: ClientRecord) -> KeySet:
         document: dict[str, Any] | None = client.jwks
-        if document is None and client.jwks_uri and self.fetch_jwks is not None:
+        if document is None and client.jwks_uri and self._fetch_jwks is not None:
             try:
-                document = await self.fetch_jwks(client.jwks_uri)
+                document = await self._fetch_jwks(client.jwks_uri)
             except Exception:
                 raise InvalidClient("the client's jwks_uri could not be fetched") from None
         if not document:
@@ -184,8 +192,9 @@ def _parse_basic(authorization: str | None) -> tuple[str, str] | None:
     if scheme.lower() != "basic":
         return None
     try:
+        # Non-ASCII input is a ValueError (not binascii.Error) in b64decode.
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):
         raise InvalidClient("malformed Basic credentials", basic_attempted=True) from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:

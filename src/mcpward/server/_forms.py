@@ -9,6 +9,8 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.types import Receive
 
+from mcpward import _asgi
+from mcpward._asgi import BodyIncomplete, BodyTooLarge, media_type
 from mcpward.server.errors import InvalidRequest
 
 MAX_BODY = 64 * 1024
@@ -24,24 +26,18 @@ async def read_form(request: Request) -> tuple[dict[str, str], list[str]]:
 
 async def read_body(receive: Receive, headers: Mapping[str, str]) -> bytes:
     """The request body, refused past MAX_BODY (declared or, when chunked, as it arrives)."""
-    declared = headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise InvalidRequest("the request body is too large")
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise InvalidRequest("the request body did not arrive")
-        chunk: bytes = message.get("body", b"")
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise InvalidRequest("the request body is too large")
-        if not message.get("more_body", False):
-            return body
+    try:
+        return await _asgi.read_body(
+            receive, limit=MAX_BODY, content_length=headers.get("content-length")
+        )
+    except BodyTooLarge:
+        raise InvalidRequest("the request body is too large") from None
+    except BodyIncomplete:
+        raise InvalidRequest("the request body did not arrive") from None
 
 
 def parse_form(content_type: str | None, body: bytes) -> tuple[dict[str, str], list[str]]:
-    if (content_type or "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+    if media_type(content_type) != "application/x-www-form-urlencoded":
         raise InvalidRequest("the body must be application/x-www-form-urlencoded")
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")

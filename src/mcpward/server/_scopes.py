@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from mcpward.server.errors import InvalidScope
 from mcpward.storage.records import ResourceRecord
@@ -21,7 +22,7 @@ def parse(scope: str | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))  # keep order, drop duplicates
 
 
-def render(scopes: tuple[str, ...] | list[str] | set[str]) -> str:
+def render(scopes: Iterable[str]) -> str:
     return " ".join(sorted(set(scopes)))
 
 
@@ -29,3 +30,27 @@ def check_against_resource(scopes: tuple[str, ...], resource: ResourceRecord) ->
     unknown = [s for s in scopes if s not in resource.scopes]
     if unknown:
         raise InvalidScope(f"unknown scope for this resource: {' '.join(unknown)[:200]}")
+
+
+def grantable(
+    requested: tuple[str, ...], resource: ResourceRecord, allowed_scope: str | None
+) -> tuple[str, ...]:
+    """What a client gets when it asks for ``requested`` (RFC 6749 §3.3: the server may
+    issue fewer scopes than requested, and then says so in the response's ``scope``).
+
+    Machine clients commonly ask for every scope the resource advertises (mcp-remote,
+    FastMCP and the TypeScript SDK request all of ``scopes_supported``), so the answer is the
+    intersection with what the client may have (``allowed_scope``; unset: every scope of the
+    resource). Nothing requested means everything allowed. A scope the resource does not
+    know is still an error, as is a request of which nothing is allowed."""
+    check_against_resource(requested, resource)
+    allowed = set(parse(allowed_scope)) or set(resource.scopes)
+    if not requested:
+        granted = tuple(s for s in resource.scopes if s in allowed)
+        if not granted:
+            raise InvalidScope("the client is allowed no scope of this resource")
+        return granted
+    granted = tuple(s for s in requested if s in allowed)
+    if not granted:
+        raise InvalidScope("the client is allowed none of the requested scopes")
+    return granted

@@ -4,27 +4,32 @@ reads the request, calls the protocol module, and renders the result or the OAut
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcpward._asgi import send_response
 from mcpward.audit import AuditEvent
-from mcpward.guard import Bucket, Limit, MemoryRateLimiter
-from mcpward.server import _grants, _rfc7009, _rfc7591, _rfc7662, _rfc8414
+from mcpward.server import _rfc7009, _rfc7591, _rfc7662, _rfc8414, grants
 from mcpward.server._client_auth import AuthenticatedClient
 from mcpward.server._forms import parse_form, read_body, read_form
 from mcpward.server.core import AuthorizationServer
-from mcpward.server.errors import InvalidClient, OAuthError, ServerError, TemporarilyUnavailable
+from mcpward.server.errors import (
+    InvalidClient,
+    OAuthError,
+    ServerError,
+    TemporarilyUnavailable,
+    TooManyRequests,
+)
+from mcpward.state import Bucket, Limit, StateUnavailable
 
 log = logging.getLogger("mcpward.server")
 
@@ -48,24 +53,27 @@ def json_response(body: dict[str, Any], status: int = 200, cache: str | None = N
     )
 
 
-def as_oauth_error(exc: Exception, path: str) -> OAuthError:
-    """What the caller is told: OAuth errors as they are, storage failures as 503, anything
-    else as a bare 500 (the cause goes to the log, by type, never to the caller)."""
+def as_oauth_error(server: AuthorizationServer, exc: Exception, path: str) -> OAuthError:
+    """What the caller is told: OAuth errors as they are, storage or shared-state failures
+    as 503 with Retry-After, anything else as a bare 500 (the cause goes to the log, by
+    type, never to the caller)."""
     if isinstance(exc, OAuthError):
         return exc
-    if isinstance(exc, OperationalError | DBAPIError | OSError):
+    if isinstance(exc, StateUnavailable):
+        return TemporarilyUnavailable("a shared service is unavailable, retry")
+    if server.store.is_unavailable(exc):
         log.error("storage unavailable at %s: %s", path, type(exc).__name__)
         return TemporarilyUnavailable("storage is unavailable, retry")
     log.error("unexpected error at %s: %s", path, type(exc).__name__, exc_info=exc)
     return ServerError()
 
 
-def oauth_endpoint(handler: Handler) -> Handler:
+def oauth_endpoint(server: AuthorizationServer, handler: Handler) -> Handler:
     async def endpoint(request: Request) -> Response:
         try:
             return await handler(request)
         except Exception as exc:
-            return error_response(as_oauth_error(exc, request.url.path))
+            return error_response(as_oauth_error(server, exc, request.url.path))
 
     return endpoint
 
@@ -80,9 +88,10 @@ async def authenticate(
             AuditEvent(
                 "client.authentication_failed",
                 "unauthorized",
-                client_id=_claimed_client_id(form),
+                # Only a registered client's id: a request can put anything in client_id.
+                client_id=error.client_id,
                 reason=error.error,
-                detail={"endpoint": path},
+                detail={"endpoint": path, "registered_client": error.client_id is not None},
             )
         )
         raise
@@ -98,9 +107,9 @@ async def token_exchange(
     try:
         form, resources = parse_form(headers.get("content-type"), await read_body(receive, headers))
         authenticated = await authenticate(server, form, headers.get("authorization"), path)
-        body = await _grants.token_response(server, form, resources, authenticated)
+        body = await grants.token_response(server, form, resources, authenticated)
     except Exception as exc:
-        return as_oauth_error(exc, path).render()
+        return as_oauth_error(server, exc, path).render()
     return 200, TOKEN_HEADERS, orjson.dumps(body)
 
 
@@ -121,10 +130,7 @@ class TokenFastPath:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
             if len(headers) == len(raw) and "origin" not in headers:
                 status, out, body = await token_exchange(self.server, receive, headers, self.path)
-                response = [(k.lower().encode(), v.encode()) for k, v in out.items()]
-                response.append((b"content-length", str(len(body)).encode()))
-                await send({"type": "http.response.start", "status": status, "headers": response})
-                await send({"type": "http.response.body", "body": body})
+                await send_response(send, status, out, body)
                 return
         await self.app(scope, receive, send)
 
@@ -173,7 +179,6 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
         )
         return Response(body, status_code=status, headers=headers)
 
-    @oauth_endpoint
     async def revoke(request: Request) -> Response:
         form, _ = await read_form(request)
         authenticated = await authenticate(
@@ -182,7 +187,6 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
         await _rfc7009.revoke(server, form, authenticated)
         return Response(status_code=200, headers=NO_STORE)
 
-    @oauth_endpoint
     async def introspect(request: Request) -> Response:
         form, _ = await read_form(request)
         authenticated = await authenticate(
@@ -190,29 +194,19 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
         )
         return json_response(await _rfc7662.introspect(server, form, authenticated))
 
-    registrations = MemoryRateLimiter()
     registration_limit = Limit(server.settings.registrations_per_hour, 3600.0)
 
-    @oauth_endpoint
     async def register(request: Request) -> Response:
         # Per client address, as uvicorn reports it: behind a proxy that is the forwarded
-        # address only when the proxy is listed in trusted_proxies.
+        # address only when the proxy is listed in trusted_proxies. Shared by replicas
+        # when the shared state is Redis.
         address = request.client.host if request.client else "unknown"
-        decision = await registrations.hit(
-            [Bucket("register:" + address, registration_limit, "address")], None, server.clock()
+        decision = await server.registrations.hit(
+            [Bucket("register:" + address, registration_limit, "address")], server.clock()
         )
         if not decision.allowed:
-            retry = str(max(1, math.ceil(decision.retry_after)))
-            return Response(
-                orjson.dumps(
-                    {
-                        "error": "temporarily_unavailable",
-                        "error_description": "too many registrations from this address",
-                    }
-                ),
-                status_code=429,
-                headers={**NO_STORE, "Retry-After": retry},
-                media_type="application/json",
+            raise TooManyRequests(
+                "too many registrations from this address", retry_after=decision.retry_after
             )
         status, body = await _rfc7591.register(server, await _rfc7591.read_json(request))
         return json_response(body, status)
@@ -241,14 +235,16 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
     table += [
         Route(base + "/jwks.json", _cors(_asgi(jwks), server, ["GET"]), methods=["GET", "OPTIONS"]),
         Route(
-            base + "/revoke", _cors(_asgi(revoke), server, ["POST"]), methods=["POST", "OPTIONS"]
+            base + "/revoke",
+            _cors(_asgi(oauth_endpoint(server, revoke)), server, ["POST"]),
+            methods=["POST", "OPTIONS"],
         ),
-        Route(base + "/introspect", introspect, methods=["POST"]),
+        Route(base + "/introspect", oauth_endpoint(server, introspect), methods=["POST"]),
         *(
             [
                 Route(
                     base + "/register",
-                    _cors(_asgi(register), server, ["POST"]),
+                    _cors(_asgi(oauth_endpoint(server, register)), server, ["POST"]),
                     methods=["POST", "OPTIONS"],
                 )
             ]
@@ -262,12 +258,4 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
 
 
 def _asgi(handler: Handler) -> ASGIApp:
-    from starlette.routing import request_response
-
     return request_response(handler)
-
-
-def _claimed_client_id(form: Mapping[str, str]) -> str | None:
-    client_id = form.get("client_id")
-    # Only identifiers go to the audit trail; cap the length of what an attacker sent.
-    return client_id[:200] if client_id else None

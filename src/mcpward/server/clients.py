@@ -15,11 +15,10 @@ from dataclasses import dataclass, replace
 
 from mcpward._clock import Clock
 from mcpward._secrets import credential_hash, hint, is_well_formed, new_credential
-from mcpward.storage.records import ClientRecord, SecretRecord
-from mcpward.storage.sql.clients import SqlClients
+from mcpward.storage.contracts import ClientStore
+from mcpward.storage.records import AUTH_METHODS, GRANT_TYPES, ClientRecord, SecretRecord
 
-AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+__all__ = ["AUTH_METHODS", "GRANT_TYPES", "ClientRegistry", "MetadataResolver", "NewSecret"]
 
 # Client ID Metadata Documents are resolved by a separate component (server/_cimd.py).
 MetadataResolver = Callable[[str], Awaitable[ClientRecord | None]]
@@ -35,12 +34,13 @@ class NewSecret:
 class ClientRegistry:
     def __init__(
         self,
-        store: SqlClients,
+        store: ClientStore,
         clock: Clock,
         *,
         secret_lifetime: float,
         secret_overlap: float,
         cache_ttl: float = 2.0,
+        metadata_resolver: MetadataResolver | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -51,7 +51,8 @@ class ClientRegistry:
         self._inflight: dict[
             str, asyncio.Future[tuple[ClientRecord | None, list[SecretRecord]]]
         ] = {}
-        self.metadata_resolver: MetadataResolver | None = None
+        # Client ID Metadata Documents (server/_cimd.py), when enabled.
+        self._metadata_resolver = metadata_resolver
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -73,8 +74,9 @@ class ClientRegistry:
 
     async def _load(self, client_id: str) -> tuple[ClientRecord | None, list[SecretRecord]]:
         client = await self._store.get(client_id)
-        if client is None and self.metadata_resolver and client_id.startswith("https://"):
-            client = await self.metadata_resolver(client_id)
+        resolver = self._metadata_resolver
+        if client is None and resolver is not None and client_id.startswith("https://"):
+            client = await resolver(client_id)
         secrets = await self._store.secrets(client_id) if client is not None else []
         if len(self._cache) > 10_000:
             self._cache.clear()

@@ -1,26 +1,28 @@
-"""The authorization server as one object: configuration, storage, keys, audit and the
-revocation publisher, wired together. Endpoints (``app.py``), the operator CLI and the
+"""The authorization server as one object: configuration, storage, keys, clients, audit
+and the revocation publisher, each built once by the composition root
+(:mod:`mcpward.compose`) and passed in. Endpoints (``app.py``), the operator CLI and the
 login pages all work through it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mcpward._clock import Clock, system_clock
-from mcpward.audit import AuditEvent, AuditLog, Outcome, sink_from_spec
+from mcpward.audit import AuditEvent, AuditLog, EventName, Outcome
 from mcpward.config import Settings
-from mcpward.revocation import NullPublisher, Revocation, RevocationPublisher
+from mcpward.revocation import Revocation, RevocationPublisher
 from mcpward.server._client_auth import ClientAuthenticator
-from mcpward.server._crypto import DataKey
 from mcpward.server._rfc9068 import IssuedAccessToken, mint_access_token
 from mcpward.server.clients import ClientRegistry
-from mcpward.server.errors import InvalidTarget
 from mcpward.server.keys import KeyRing
+from mcpward.server.resources import ResourceRegistry
+from mcpward.state import RateLimiter, ReplayCache, SharedState, StateUnavailable
+from mcpward.storage.contracts import Store
 from mcpward.storage.records import FamilyRecord, ResourceRecord
-from mcpward.storage.sql import SqlStore
 
 log = logging.getLogger("mcpward.server")
 
@@ -58,75 +60,37 @@ class AuthorizationServer:
     def __init__(
         self,
         settings: Settings,
-        store: SqlStore,
         *,
+        store: Store,
         keys: KeyRing,
+        clients: ClientRegistry,
+        client_auth: ClientAuthenticator,
+        resources: ResourceRegistry,
         audit: AuditLog,
-        publisher: RevocationPublisher | None = None,
+        shared: SharedState,
+        publisher: RevocationPublisher,
         clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
+        self.clients = clients
+        self.client_auth = client_auth
+        self.resource_registry = resources
         self.audit = audit
-        self.publisher: RevocationPublisher = NullPublisher() if publisher is None else publisher
+        # What replicas share (memory or Redis): the anonymous-registration limit per
+        # address, one-time-use values (proof jtis, nonces).
+        self.shared = shared
+        self.registrations: RateLimiter = shared.rate_limiter
+        self.replay: ReplayCache = shared.replay
+        # Where revocations go once committed: Redis, or this process's guard view.
+        self.publisher = publisher
         self.clock = clock
         self.endpoints = Endpoints(settings.issuer)
-        lifetimes = settings.lifetimes
-        self.clients = ClientRegistry(
-            store.clients,
-            clock,
-            secret_lifetime=lifetimes.client_secret,
-            secret_overlap=lifetimes.client_secret_overlap,
-        )
-        self.client_auth = ClientAuthenticator(
-            self.clients,
-            clock,
-            audiences=(settings.issuer, self.endpoints.token),
-            remember_jti=store.grants.remember_assertion,
-            leeway=lifetimes.leeway,
-        )
-        self._resources: dict[str, ResourceRecord] = {}
-
-        # Client ID Metadata Documents and private_key_jwt jwks_uri share one SSRF-safe
-        # fetcher; documents resolve only when enabled.
-        from mcpward.server._cimd import MetadataDocumentResolver
-
-        self.metadata_documents = MetadataDocumentResolver(self)
-        self.client_auth.fetch_jwks = self.metadata_documents.fetch_jwks
-        if settings.client_metadata_documents.enabled:
-            self.clients.metadata_resolver = self.metadata_documents
-
-    @classmethod
-    async def open(
-        cls,
-        settings: Settings,
-        *,
-        audit: AuditLog | None = None,
-        publisher: RevocationPublisher | None = None,
-        clock: Clock = system_clock,
-        migrate: bool = True,
-    ) -> AuthorizationServer:
-        store = await SqlStore.open(settings.resolved_database_url(), migrate=migrate)
-        lifetimes = settings.lifetimes
-        keys = KeyRing(
-            store.keys,
-            DataKey(settings.resolved_data_key()),
-            clock,
-            alg=settings.signing_alg,
-            publish_lead=lifetimes.signing_key_publish_lead,
-            token_lifetime=lifetimes.access_token,
-            leeway=lifetimes.leeway,
-        )
-        await keys.ensure_one()
-        if audit is None:
-            audit = AuditLog([sink_from_spec(settings.audit_sink)], clock)
-        server = cls(settings, store, keys=keys, audit=audit, publisher=publisher, clock=clock)
-        await server.reload_resources()
-        return server
 
     async def close(self) -> None:
         await self.store.close()
+        await self.shared.aclose()
         self.audit.close()
 
     async def maintain(self, interval: float = 60.0) -> None:
@@ -136,36 +100,28 @@ class AuthorizationServer:
             await asyncio.sleep(interval)
             try:
                 await self.keys.load()
-                await self.reload_resources()
-                await self.store.grants.purge_expired(self.clock())
-                await self.metadata_documents.documents.purge_expired(self.clock())
-                await self.store.sessions.purge_expired(self.clock())
+                await self.resource_registry.reload()
+                now = self.clock()
+                await self.store.grants.purge_expired(now)
+                await self.store.metadata_documents.purge_expired(now)
+                await self.store.sessions.purge_expired(now)
             except Exception as exc:  # keep serving; readiness reports storage trouble
                 log.warning("maintenance failed: %s", type(exc).__name__)
 
     # -- resources (RFC 8707) -------------------------------------------------------------
 
     async def reload_resources(self) -> None:
-        self._resources = {r.uri: r for r in await self.store.resources.all()}
+        await self.resource_registry.reload()
 
     async def register_resource(self, resource: ResourceRecord) -> None:
-        await self.store.resources.put(resource)
-        await self.reload_resources()
+        await self.resource_registry.register(resource)
 
     def resources(self) -> list[ResourceRecord]:
-        return list(self._resources.values())
+        return self.resource_registry.all()
 
     def resolve_resource(self, values: Sequence[str]) -> ResourceRecord:
         """The one protected resource a request names (or the configured default)."""
-        if len(values) > 1:
-            raise InvalidTarget("request one resource per token")
-        uri = values[0] if values else self.settings.default_resource
-        if not uri:
-            raise InvalidTarget("the resource parameter is required")
-        resource = self._resources.get(uri) or self._resources.get(uri.rstrip("/"))
-        if resource is None:
-            raise InvalidTarget("unknown resource")
-        return resource
+        return self.resource_registry.resolve(values)
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -202,12 +158,17 @@ class AuthorizationServer:
         return lifetimes.access_token + lifetimes.leeway + self.clients.cache_ttl
 
     async def publish(self, revocations: Sequence[Revocation | None]) -> None:
+        """Tell guards now. The revocations are already durable in the log; if the shared
+        state cannot take them (Redis down), the log relay republishes them once it is
+        back (``mcpward.revocation.relay``), so the caller's request still succeeds."""
         items = [r for r in revocations if r is not None]
         if items:
-            await self.publisher.publish(items)
+            # Logged once per outage by the backend; the relay republishes.
+            with contextlib.suppress(StateUnavailable):
+                await self.publisher.publish(items)
 
     async def revoke_family(
-        self, family: FamilyRecord, *, reason: str, event: str, outcome: Outcome
+        self, family: FamilyRecord, *, reason: str, event: EventName, outcome: Outcome
     ) -> Revocation | None:
         """Revoke a grant: every refresh token of the family, and (through the revocations
         feed) every access token issued from it. Audited as ``event``."""
@@ -266,5 +227,6 @@ class AuthorizationServer:
     async def disable_client(self, client_id: str) -> bool:
         changed = await self.clients.disable(client_id)
         if changed:
+            self.audit.emit(AuditEvent("client.disabled", "ok", client_id=client_id))
             await self.revoke_client(client_id, reason="client_disabled")
         return changed

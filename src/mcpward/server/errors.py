@@ -2,21 +2,23 @@
 
 ::
 
-    OAuthError
-     ├── InvalidRequest            400  RFC 6749 §5.2
-     ├── InvalidClient             401  RFC 6749 §5.2 (WWW-Authenticate when Basic was used)
-     ├── InvalidGrant              400  RFC 6749 §5.2
-     ├── UnauthorizedClient        400  RFC 6749 §5.2
-     ├── UnsupportedGrantType      400  RFC 6749 §5.2
-     ├── UnsupportedResponseType   400  RFC 6749 §4.1.2.1 (authorization responses)
-     ├── InvalidScope              400  RFC 6749 §5.2
-     ├── InvalidTarget             400  RFC 8707 §2
-     ├── UnsupportedTokenType      400  RFC 7009 §2.2.1
-     ├── InvalidRedirectUri        400  RFC 7591 §3.2.2
-     ├── InvalidClientMetadata     400  RFC 7591 §3.2.2
-     ├── AccessDenied              403  RFC 6749 §4.1.2.1 (authorization responses)
-     ├── TemporarilyUnavailable    503  RFC 6749 §4.1.2.1 (storage unreachable)
-     └── ServerError               500  RFC 6749 §4.1.2.1 (never with details)
+    MCPWardError
+     └── OAuthError
+          ├── InvalidRequest            400  RFC 6749 §5.2
+          ├── InvalidClient             401  RFC 6749 §5.2 (WWW-Authenticate when Basic was used)
+          ├── InvalidGrant              400  RFC 6749 §5.2
+          ├── UnauthorizedClient        400  RFC 6749 §5.2
+          ├── UnsupportedGrantType      400  RFC 6749 §5.2
+          ├── UnsupportedResponseType   400  RFC 6749 §4.1.2.1 (authorization responses)
+          ├── InvalidScope              400  RFC 6749 §5.2
+          ├── InvalidTarget             400  RFC 8707 §2
+          ├── UnsupportedTokenType      400  RFC 7009 §2.2.1
+          ├── InvalidRedirectUri        400  RFC 7591 §3.2.2
+          ├── InvalidClientMetadata     400  RFC 7591 §3.2.2
+          ├── AccessDenied              403  RFC 6749 §4.1.2.1 (authorization responses)
+          ├── TemporarilyUnavailable    503  RFC 6749 §4.1.2.1 (storage unreachable)
+          │    └── TooManyRequests      429  RFC 6585 §4 (registrations per address)
+          └── ServerError               500  RFC 6749 §4.1.2.1 (never with details)
 
 Descriptions are fixed strings or name a parameter; they never echo a credential.
 """
@@ -24,10 +26,13 @@ Descriptions are fixed strings or name a parameter; they never echo a credential
 from __future__ import annotations
 
 import json
+import math
 from typing import ClassVar
 
+from mcpward.errors import MCPWardError
 
-class OAuthError(Exception):
+
+class OAuthError(MCPWardError):
     error: ClassVar[str] = "server_error"
     status_code: ClassVar[int] = 500
 
@@ -65,9 +70,19 @@ class InvalidClient(OAuthError):
     error = "invalid_client"
     status_code = 401
 
-    def __init__(self, description: str | None = None, *, basic_attempted: bool = False) -> None:
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        basic_attempted: bool = False,
+        client_id: str | None = None,
+    ) -> None:
         super().__init__(description)
         self.basic_attempted = basic_attempted
+        # Set only when the request named a registered client: what the audit trail may
+        # record. Whatever else a request put in client_id (a secret pasted into the wrong
+        # field, say) is never written anywhere.
+        self.client_id = client_id
 
     def headers(self) -> dict[str, str]:
         headers = super().headers()
@@ -152,9 +167,22 @@ class TemporarilyUnavailable(OAuthError):
 
     error = "temporarily_unavailable"
     status_code = 503
+    retry_after: int = 5
 
     def headers(self) -> dict[str, str]:
-        return {**super().headers(), "Retry-After": "5"}
+        return {**super().headers(), "Retry-After": str(self.retry_after)}
+
+
+class TooManyRequests(TemporarilyUnavailable):
+    """Too many requests from one client address (anonymous registration). OAuth has no
+    error code of its own for this; ``temporarily_unavailable`` with 429 and
+    ``Retry-After`` tells a client both what happened and when to try again."""
+
+    status_code = 429
+
+    def __init__(self, description: str, *, retry_after: float) -> None:
+        super().__init__(description)
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 class ServerError(OAuthError):

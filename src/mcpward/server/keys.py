@@ -19,8 +19,8 @@ from joserfc.jwk import ECKey, OKPKey
 from mcpward._clock import Clock
 from mcpward._secrets import new_id
 from mcpward.server._crypto import DataKey
-from mcpward.storage.records import SigningKeyRecord
-from mcpward.storage.sql.keys import SqlKeys
+from mcpward.storage.contracts import KeyStore
+from mcpward.storage.records import SigningAlg, SigningKeyRecord
 
 AnyKey = ECKey | OKPKey
 
@@ -28,11 +28,11 @@ AnyKey = ECKey | OKPKey
 @dataclass(frozen=True, slots=True)
 class ActiveKey:
     kid: str
-    alg: str
+    alg: SigningAlg
     key: AnyKey
 
 
-def _generate(alg: str) -> AnyKey:
+def _generate(alg: SigningAlg) -> AnyKey:
     if alg == "ES256":
         return ECKey.generate_key("P-256", private=True)
     if alg == "EdDSA":
@@ -50,11 +50,11 @@ class KeyRing:
 
     def __init__(
         self,
-        store: SqlKeys,
+        store: KeyStore,
         data_key: DataKey,
         clock: Clock,
         *,
-        alg: str,
+        alg: SigningAlg,
         publish_lead: float,
         token_lifetime: float,
         leeway: float,

@@ -152,9 +152,7 @@ async def _promote(server: AuthorizationServer, sink: SecretSink, staged: Staged
         await sink.promote(staged)
     except SecretStoreError as exc:
         server.audit.emit(
-            AuditEvent(
-                "client.secret_promotion", "error", client_id=staged.client_id, reason="store"
-            )
+            AuditEvent("client.secret_delivery_failed", "error", client_id=staged.client_id)
         )
         raise PromotionFailed(
             f"{exc}. The new secret of {staged.client_id} is committed and staged in the "

@@ -1,9 +1,25 @@
-"""Plain records passed between the storage backends and the roles that use them."""
+"""Plain records passed between the storage backends and the roles that use them, and
+the vocabulary of their enum-like fields."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+ClientSource = Literal["preregistered", "dcr", "cimd"]
+AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
+ApplicationType = Literal["native", "web"]
+SigningAlg = Literal["ES256", "EdDSA"]
+RevocationKind = Literal["jti", "family", "subject", "client"]
+
+AUTH_METHODS: tuple[AuthMethod, ...] = (
+    "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+)
+GRANT_TYPES: tuple[GrantType, ...] = ("authorization_code", "refresh_token", "client_credentials")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,11 +35,11 @@ class ResourceRecord:
 class ClientRecord:
     client_id: str
     name: str
-    source: str  # preregistered | dcr | cimd
-    token_endpoint_auth_method: str
-    grant_types: tuple[str, ...]
+    source: ClientSource
+    token_endpoint_auth_method: AuthMethod
+    grant_types: tuple[GrantType, ...]
     redirect_uris: tuple[str, ...]
-    application_type: str = "native"
+    application_type: ApplicationType = "native"
     allowed_scope: str | None = None
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
@@ -89,7 +105,7 @@ class RefreshRecord:
 @dataclass(frozen=True, slots=True)
 class SigningKeyRecord:
     kid: str
-    alg: str
+    alg: SigningAlg
     public_jwk: dict[str, Any]
     private_jwk_enc: bytes
     created_at: float
@@ -119,3 +135,32 @@ class ConsentRecord:
     resource: str
     scope: str  # sorted, space-separated
     granted_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CachedDocument:
+    """A Client ID Metadata Document that passed validation, cached until ``expires_at``."""
+
+    url: str
+    document: dict[str, Any]
+    fetched_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """One revocation, as recorded by the authorization server and honoured by guards.
+
+    - ``jti``: the access token with that ``jti``.
+    - ``family``: every token whose ``sid`` claim is that family id.
+    - ``subject``: every token for that ``sub`` issued at or before ``revoked_at``.
+    - ``client``: every token for that ``client_id`` issued at or before ``revoked_at``.
+
+    ``expires_at`` is when no token it could match is still valid; the record may be
+    forgotten after that.
+    """
+
+    kind: RevocationKind
+    key: str
+    revoked_at: float
+    expires_at: float

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from mcpward.server import _scopes
 from mcpward.server._authorization import AuthorizationRequest, error_redirect, issue_code
 from mcpward.server.errors import AccessDenied
+from mcpward.server.pages._display import redirect_target
 from mcpward.server.pages._pages import Form, Pages, one
 from mcpward.server.pages._render import redirect
 from mcpward.server.pages._session import Session
@@ -38,7 +39,6 @@ def consent_page(
             {"name": scope, "description": resource.scopes.get(scope, scope), "tools": tools}
         )
     open_tools = [str(t.get("name", "")) for t in resource.tools if not t.get("scopes_required")]
-    redirect_parts = urlsplit(areq.redirect_uri)
     client = areq.client
     return pages.renderer.page(
         "consent.html",
@@ -49,9 +49,7 @@ def consent_page(
             "client": client,
             "client_host": urlsplit(client.client_id).hostname if client.source == "cimd" else None,
             "verified": client.source == "preregistered",
-            "redirect_host": redirect_parts.netloc.rpartition("@")[2]
-            or redirect_parts.scheme + ":",
-            "redirect_scheme": redirect_parts.scheme,
+            "redirect": redirect_target(areq.redirect_uri),
             "resource": resource,
             "scopes": scopes,
             "open_tools": open_tools,

@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mcpward.audit import AuditEvent, Outcome
+from mcpward._asgi import BodyIncomplete, BodyTooLarge, media_type, read_body
+from mcpward.audit import AuditEvent, EventName, Outcome
 from mcpward.server._authorization import (
     AuthorizationRequest,
     RedirectableError,
@@ -51,14 +52,16 @@ class BadForm(Exception):
 
 
 async def read_form(request: Request) -> Form:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
+    if media_type(request.headers.get("content-type")) != "application/x-www-form-urlencoded":
         raise BadForm("unexpected content type")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            raise BadForm("form too large")
+    try:
+        body = await read_body(
+            request.receive, limit=MAX_FORM, content_length=request.headers.get("content-length")
+        )
+    except BodyTooLarge:
+        raise BadForm("form too large") from None
+    except BodyIncomplete:
+        raise BadForm("the form did not arrive") from None
     try:
         return parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except (UnicodeDecodeError, ValueError):
@@ -97,7 +100,10 @@ class Pages:
         self.cookies = SessionCookies(
             self.signer, secure=parts.scheme == "https", clock_lifetime=settings.session_lifetime
         )
-        redis_url = settings.redis_url.get_secret_value()
+        # The pages' own setting, else the deployment's shared Redis.
+        redis_url = settings.redis_url.get_secret_value() or (
+            server.settings.resolved_redis_url() or ""
+        )
         self.throttle: Throttle = (
             RedisThrottle.from_url(redis_url, settings.login_limits, server.clock)
             if redis_url
@@ -124,7 +130,7 @@ class Pages:
 
     def audit(
         self,
-        event: str,
+        event: EventName,
         outcome: Outcome,
         *,
         request: Request | None = None,
@@ -152,7 +158,7 @@ class Pages:
 
     def audit_request(
         self,
-        event: str,
+        event: EventName,
         outcome: Outcome,
         request: Request,
         areq: AuthorizationRequest,

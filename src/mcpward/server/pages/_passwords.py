@@ -7,6 +7,7 @@ work, whether the account exists or not, so response times do not reveal usernam
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -16,7 +17,14 @@ MAX_LENGTH = 1024
 
 # RFC 9106 §4 second recommended option (64 MiB, 3 passes, 4 lanes): argon2-cffi's default.
 _hasher = PasswordHasher(type=Type.ID)
-_DUMMY = _hasher.hash("mcpward-dummy-password-for-timing")
+
+
+@functools.cache
+def _dummy() -> str:
+    """A hash to verify against when there is no user, so the work is the same. Made on
+    first use, not at import (one argon2id hash costs ~0.5 s of CPU: every `mcpward`
+    command would pay it)."""
+    return _hasher.hash("mcpward-dummy-password-for-timing")
 
 
 def hash_password(password: str) -> str:
@@ -36,7 +44,7 @@ def weakness(password: str) -> str | None:
 
 def _verify(stored: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(stored or _DUMMY, password) and stored is not None
+        return _hasher.verify(stored or _dummy(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -107,3 +109,15 @@ class SqlClients:
                 )
             ).all()
         return {client_id: float(expires) for client_id, expires in rows}
+
+    # -- the account page -------------------------------------------------------------
+
+    async def get_many(self, client_ids: Collection[str]) -> dict[str, ClientRecord]:
+        """The stored clients among ``client_ids``, in one query (client_id -> record)."""
+        if not client_ids:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(select(clients).where(clients.c.client_id.in_(client_ids)))
+            ).all()
+        return {r.client_id: to_record(ClientRecord, r) for r in rows}

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mcpward.revocation import Revocation, RevocationKind
 from mcpward.storage.database import writer
-from mcpward.storage.records import CodeRecord, FamilyRecord, RefreshRecord
+from mcpward.storage.records import (
+    CodeRecord,
+    FamilyRecord,
+    RefreshRecord,
+    Revocation,
+    RevocationKind,
+)
 from mcpward.storage.schema import (
     assertion_jtis,
     authorization_codes,
@@ -178,18 +183,6 @@ class SqlGrants:
         async with self._writer.begin() as conn:
             await _insert_revocations(conn, items)
 
-    async def revocations_since(self, seq: int, limit: int = 1000) -> list[tuple[int, Revocation]]:
-        async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(revocations)
-                    .where(revocations.c.seq > seq)
-                    .order_by(revocations.c.seq)
-                    .limit(limit)
-                )
-            ).all()
-        return [(r.seq, Revocation(r.kind, r.key, r.revoked_at, r.expires_at)) for r in rows]
-
     async def is_revoked(
         self, *, jti: str, family_id: str | None, subject: str, client_id: str, iat: float
     ) -> bool:
@@ -237,6 +230,29 @@ class SqlGrants:
             await conn.execute(
                 delete(token_families).where(token_families.c.absolute_expires_at < now)
             )
+
+    # -- the account page -------------------------------------------------------------
+
+    async def last_issued(self, subject: str) -> dict[tuple[str, str], float]:
+        """When tokens were last issued to ``subject``, per (client_id, resource): the
+        newest refresh token of their families (each rotation writes one), else the
+        family's creation (a grant without refresh tokens). Revoked families count, as
+        they were used. Refresh tokens are purged once expired, so a grant idle for longer
+        than the refresh-token lifetime shows when its family was created."""
+        newest = func.max(func.coalesce(refresh_tokens.c.created_at, token_families.c.created_at))
+        query = (
+            select(token_families.c.client_id, token_families.c.resource, newest.label("at"))
+            .select_from(
+                token_families.outerjoin(
+                    refresh_tokens, refresh_tokens.c.family_id == token_families.c.id
+                )
+            )
+            .where(token_families.c.subject == subject)
+            .group_by(token_families.c.client_id, token_families.c.resource)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(r.client_id, r.resource): r.at for r in rows}
 
 
 async def _revoke_family(

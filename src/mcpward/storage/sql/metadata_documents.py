@@ -6,7 +6,6 @@ document's ``Cache-Control: max-age``, bounded by the configured ``cache_ttl``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -14,15 +13,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcpward.storage.database import writer
+from mcpward.storage.records import CachedDocument
 from mcpward.storage.schema import client_metadata_documents as documents
-
-
-@dataclass(frozen=True, slots=True)
-class CachedDocument:
-    url: str
-    document: dict[str, Any]
-    fetched_at: float
-    expires_at: float
 
 
 class SqlMetadataDocuments:

@@ -8,11 +8,8 @@ per-request log, and atomic in one Redis script.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
-
-from mcpward.revocation import TokenRef
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +45,6 @@ class Decision(NamedTuple):
     reset: float = 0.0
 
 
-class RateLimiter(Protocol):
-    def covers(self, view: object) -> bool:
-        """Whether ``hit`` can answer ``view``'s revocation question in the same round
-        trip (then the guard passes the token to ``hit`` instead of asking ``view``)."""
-        ...
-
-    async def hit(self, buckets: Sequence[Bucket], token: TokenRef | None, now: float) -> Decision:
-        """Count one request against every bucket, unless one is exhausted (then none)."""
-        ...
-
-
 def window_state(previous: float, current: float, limit: Limit, now: float) -> tuple[float, float]:
     """(estimated count, seconds until one more request fits if it does not now)."""
     window = limit.window
@@ -80,6 +66,3 @@ def window_state(previous: float, current: float, limit: Limit, now: float) -> t
 def window_reset(window: float, now: float) -> float:
     """Seconds until the current window of length ``window`` ends."""
     return (math.floor(now / window) + 1) * window - now
-
-
-__all__ = ["Bucket", "Decision", "Limit", "RateLimiter", "window_reset", "window_state"]

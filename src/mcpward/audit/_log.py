@@ -1,9 +1,5 @@
-"""The audit trail: one JSON object per line, shared by the authorization server and the guard.
-
-What goes in is fixed by :class:`AuditEvent`: identifiers (``jti``, client id, subject),
-scopes, audience, tool or method, outcome and timing. There is deliberately no free-form
-field that could carry a token, a code, a verifier or a secret, raw or hashed.
-"""
+"""The audit log and its sinks: one JSON object per line, shared by the authorization
+server and the guard."""
 
 from __future__ import annotations
 
@@ -11,74 +7,12 @@ import json
 import os
 import sys
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import IO, Literal, Protocol
-
-import orjson
+from typing import IO, Protocol
 
 from mcpward._clock import Clock, system_clock
-
-Outcome = Literal[
-    "ok",
-    "unauthorized",
-    "forbidden",
-    "rate_limited",
-    "error",
-    "denied",
-    "invalid",
-    "reuse_detected",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    event: str
-    outcome: Outcome
-    client_id: str | None = None
-    subject: str | None = None
-    jti: str | None = None
-    scopes: Sequence[str] = ()
-    audience: str | None = None
-    tool: str | None = None
-    method: str | None = None
-    duration_ms: float | None = None
-    request_id: str | None = None
-    # A short machine-readable reason such as an OAuth error code; never user input.
-    reason: str | None = None
-    # Other identifiers (family id, kid, count); values are ids, never secrets.
-    detail: dict[str, str | int | float | bool | None] = field(default_factory=dict)
-    timestamp: float | None = None
-
-    def to_json(self, now: float) -> str:
-        # Field by field rather than dataclasses.asdict, which deep-copies: this runs on
-        # every token issued and every tool call.
-        record: dict[str, object] = {
-            name: value
-            for name in _FIELDS
-            if (value := getattr(self, name)) is not None and value != () and value != {}
-        }
-        record["scopes"] = list(self.scopes)
-        record["timestamp"] = _iso8601(self.timestamp or now)
-        return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
-
-
-_FIELDS = tuple(f.name for f in fields(AuditEvent))
-_second_cache: tuple[int, str] = (-1, "")
-
-
-def _iso8601(timestamp: float) -> str:
-    """UTC with milliseconds, e.g. 2026-11-27T02:46:05.938Z. The formatted second is
-    reused while it lasts: events come many per second."""
-    global _second_cache
-    second = int(timestamp)
-    if _second_cache[0] != second:
-        _second_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    # Round to microseconds first, as datetime does, so 0.938 is not shown as .937.
-    millis = min(999, round((timestamp - second) * 1_000_000) // 1000)
-    return f"{_second_cache[1]}.{millis:03d}Z"
+from mcpward.audit.events import AuditEvent
 
 
 class AuditSink(Protocol):

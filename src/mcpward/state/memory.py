@@ -1,25 +1,25 @@
-"""In-process rate limiting: the default, exact within one process, not across replicas."""
+"""Shared state in this process's memory: exact within one process, not across replicas
+(the embedded default, and the fallback when no Redis is configured)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-from mcpward.guard._ratelimit import Bucket, Decision, window_state
-from mcpward.revocation import TokenRef
+from mcpward._clock import Clock, system_clock
+from mcpward.state._window import Bucket, Decision, window_state
+
+MAX_REPLAY_KEYS = 1_000_000
 
 
 class MemoryRateLimiter:
-    def covers(self, view: object) -> bool:
-        return False
-
     def __init__(self, sweep_every: float = 60.0) -> None:
         # (bucket key, window length, window index) -> count
         self._counts: dict[tuple[str, float, int], int] = {}
         self._sweep_every = sweep_every
         self._last_sweep = 0.0
 
-    async def hit(self, buckets: Sequence[Bucket], token: TokenRef | None, now: float) -> Decision:
+    async def hit(self, buckets: Sequence[Bucket], now: float) -> Decision:
         tightest: Bucket | None = None
         least = 0
         reset = 0.0
@@ -59,3 +59,26 @@ class MemoryRateLimiter:
 
     def __len__(self) -> int:
         return len(self._counts)
+
+
+class MemoryReplayCache:
+    """One-time-use keys in a dict, forgotten once expired."""
+
+    def __init__(self, clock: Clock = system_clock, max_keys: int = MAX_REPLAY_KEYS) -> None:
+        self._clock = clock
+        self._max_keys = max_keys
+        self._seen: dict[str, float] = {}
+
+    async def first_use(self, key: str, expires_at: float) -> bool:
+        now = self._clock()
+        seen = self._seen
+        if len(seen) >= self._max_keys:
+            self._seen = seen = {k: v for k, v in seen.items() if v > now}
+            if len(seen) >= self._max_keys:
+                # Full of live keys: refuse rather than forget one (a replay must not pass).
+                return False
+        expiry = seen.get(key)
+        if expiry is not None and expiry > now:
+            return False
+        seen[key] = expires_at
+        return True

@@ -1,31 +1,20 @@
-"""The embedded default that ``make run`` starts: one process, SQLite under ``./.mcpward/``,
-the authorization server, and (with ``demo=True``) the demo MCP server of the source
-document behind the guard at ``/mcp``, a demo user and a demo machine-to-machine client."""
+"""First-start provisioning of the demo that ``make run`` serves: the demo resource (the
+orders MCP server at ``<issuer>/mcp``), a demo user and a demo machine-to-machine client,
+whose credentials are shown once and written to ``data_dir/demo.json`` (mode 0600)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.routing import BaseRoute
-
 from mcpward._secrets import new_id
-from mcpward.demo import build_protected_demo, demo_manifest
-from mcpward.guard import LocalKeys
-from mcpward.revocation.table import TablePollingRevocations
-from mcpward.server import AuthorizationServer, maintained, routes
-from mcpward.server.app import token_fast_path
+from mcpward.demo import demo_manifest
+from mcpward.server import AuthorizationServer
+from mcpward.server.pages import hash_password
 from mcpward.storage.records import ClientRecord, ResourceRecord, UserRecord
-
-# Seconds between the embedded guard's polls for revocations made by other processes.
-REVOCATION_POLL = 1.0
 
 DEMO_USER = "demo"
 DEMO_CLIENT = "demo-agent"
@@ -84,8 +73,6 @@ async def ensure_demo(server: AuthorizationServer) -> DemoCredentials | None:
     if await server.store.users.by_username(DEMO_USER) is not None:
         return None
 
-    from argon2 import PasswordHasher
-
     password = new_id(12)
     await server.store.users.create(
         UserRecord(
@@ -93,7 +80,7 @@ async def ensure_demo(server: AuthorizationServer) -> DemoCredentials | None:
             username=DEMO_USER,
             email="demo@example.com",
             display_name="Demo User",
-            password_hash=PasswordHasher().hash(password),
+            password_hash=hash_password(password),
             created_at=server.clock(),
         )
     )
@@ -121,40 +108,3 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
         json.dump(data, f, indent=2)
         f.write("\n")
     os.chmod(path, 0o600)
-
-
-def build_app(server: AuthorizationServer, *, demo: bool) -> Starlette:
-    """The authorization server and its pages; with ``demo`` also the guarded demo MCP
-    server at ``/mcp``. The guard verifies with the key ring directly; it sees this
-    process's revocations at once and those made elsewhere (``mcpward tokens revoke``,
-    other replicas) at its next poll of the revocations table."""
-    from mcpward.server.pages import page_routes
-
-    pages = page_routes(server)
-    table: list[BaseRoute] = [*routes(server), *pages.routes]
-    protected = None
-    revocations = None
-    if demo:
-        revocations = TablePollingRevocations(server.store.engine, interval=REVOCATION_POLL)
-        server.publisher = revocations
-        protected = build_protected_demo(
-            issuer=server.settings.issuer,
-            resource=demo_resource_uri(server.settings.issuer),
-            keys=LocalKeys(server.keys.public_key),
-            revocations=revocations,
-            audit=server.audit,
-        )
-        table += protected.routes(cors_origins=server.settings.cors_allow_origins)
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with maintained(server), contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(pages.aclose)
-            if revocations is not None and protected is not None:
-                await stack.enter_async_context(revocations)
-                # Starlette runs no lifespan of mounted apps: the SDK's session manager
-                # is started here.
-                await stack.enter_async_context(protected.lifespan())
-            yield
-
-    return Starlette(routes=table, middleware=[token_fast_path(server)], lifespan=lifespan)

@@ -1,0 +1,144 @@
+"""Building the authorization server: every collaborator once, its dependencies passed in.
+
+``open_server`` is what the operator CLI and the testing kit call; ``assemble`` is the
+same on a :class:`~mcpward.storage.contracts.Store` someone already opened (a custom
+backend, or the app builder that needs the store before it decides how revocations
+travel). Nothing here imports the guard or the ``mcp`` SDK.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+from mcpward._clock import Clock, system_clock
+from mcpward.audit import AuditLog, sink_from_spec
+from mcpward.config import ClientMetadataDocuments, Settings
+from mcpward.revocation import RevocationPublisher
+from mcpward.server import AuthorizationServer
+from mcpward.server._cimd import MetadataDocumentResolver
+from mcpward.server._client_auth import ClientAuthenticator
+from mcpward.server._crypto import DataKey
+from mcpward.server._jwks_uri import JwksUriFetcher
+from mcpward.server._safe_fetch import SafeFetcher
+from mcpward.server.clients import ClientRegistry
+from mcpward.server.keys import KeyRing
+from mcpward.server.resources import ResourceRegistry
+from mcpward.state import SharedState, open_shared_state
+from mcpward.storage.contracts import MetadataDocumentStore, Store
+from mcpward.storage.sql import SqlStore
+
+Verify = ssl.SSLContext | bool
+
+
+async def open_store(settings: Settings, *, migrate: bool = True) -> SqlStore:
+    """The SQL store the settings name (the embedded SQLite file by default)."""
+    return await SqlStore.open(settings.resolved_database_url(), migrate=migrate)
+
+
+async def open_server(
+    settings: Settings,
+    *,
+    audit: AuditLog | None = None,
+    shared: SharedState | None = None,
+    publisher: RevocationPublisher | None = None,
+    clock: Clock = system_clock,
+    migrate: bool = True,
+    verify: Verify = True,
+) -> AuthorizationServer:
+    """The authorization server on the settings' database and shared state (Redis when
+    ``redis_url`` is set). Revocations are published to ``publisher``, by default to the
+    shared state's (Redis: every guard reading it learns at once)."""
+    store = await open_store(settings, migrate=migrate)
+    return await assemble(
+        settings, store, audit=audit, shared=shared, publisher=publisher, clock=clock, verify=verify
+    )
+
+
+async def assemble(
+    settings: Settings,
+    store: Store,
+    *,
+    audit: AuditLog | None = None,
+    shared: SharedState | None = None,
+    publisher: RevocationPublisher | None = None,
+    clock: Clock = system_clock,
+    verify: Verify = True,
+) -> AuthorizationServer:
+    lifetimes = settings.lifetimes
+    audit = audit or AuditLog([sink_from_spec(settings.audit_sink)], clock)
+    shared = shared or open_shared_state(settings.resolved_redis_url(), clock)
+    keys = KeyRing(
+        store.keys,
+        DataKey(settings.resolved_data_key()),
+        clock,
+        alg=settings.signing_alg,
+        publish_lead=lifetimes.signing_key_publish_lead,
+        token_lifetime=lifetimes.access_token,
+        leeway=lifetimes.leeway,
+    )
+    await keys.ensure_one()
+    resources = ResourceRegistry(store.resources, default=settings.default_resource)
+    await resources.reload()
+
+    documents = settings.client_metadata_documents
+    # Client ID Metadata Documents and private_key_jwt jwks_uri share one SSRF-safe fetcher.
+    fetcher = safe_fetcher(documents, verify)
+    clients = ClientRegistry(
+        store.clients,
+        clock,
+        secret_lifetime=lifetimes.client_secret,
+        secret_overlap=lifetimes.client_secret_overlap,
+        metadata_resolver=metadata_resolver(
+            documents, store.metadata_documents, resources, audit, clock, fetcher
+        )
+        if documents.enabled
+        else None,
+    )
+    client_auth = ClientAuthenticator(
+        clients,
+        clock,
+        audiences=(settings.issuer, settings.issuer + "/token"),
+        remember_jti=store.grants.remember_assertion,
+        fetch_jwks=JwksUriFetcher(fetcher, clock, cache_ttl=documents.cache_ttl),
+        leeway=lifetimes.leeway,
+    )
+    return AuthorizationServer(
+        settings,
+        store=store,
+        keys=keys,
+        clients=clients,
+        client_auth=client_auth,
+        resources=resources,
+        audit=audit,
+        shared=shared,
+        publisher=publisher if publisher is not None else shared.publisher,
+        clock=clock,
+    )
+
+
+def safe_fetcher(config: ClientMetadataDocuments, verify: Verify = True) -> SafeFetcher:
+    return SafeFetcher(
+        timeout=config.timeout,
+        allow_private_hosts=config.allow_private_hosts,
+        allow_http=config.allow_http,
+        verify=verify,
+    )
+
+
+def metadata_resolver(
+    config: ClientMetadataDocuments,
+    documents: MetadataDocumentStore,
+    resources: ResourceRegistry,
+    audit: AuditLog,
+    clock: Clock,
+    fetcher: SafeFetcher | None = None,
+) -> MetadataDocumentResolver:
+    """The Client ID Metadata Document resolver the client registry consults."""
+    return MetadataDocumentResolver(
+        config,
+        documents=documents,
+        resources=resources,
+        fetcher=fetcher or safe_fetcher(config),
+        audit=audit,
+        clock=clock,
+    )

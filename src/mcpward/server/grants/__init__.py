@@ -1,0 +1,42 @@
+"""The token endpoint's grants (RFC 6749 §4-6, OAuth 2.1 §4, RFC 9700 §4.14, RFC 8707),
+one module each, dispatched by ``grant_type`` through :data:`GRANTS`.
+
+A new grant is a class with a ``grant_type`` and an async ``respond`` (see
+:class:`~mcpward.server.grants._common.Grant`), listed in :data:`GRANTS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mcpward.server._client_auth import AuthenticatedClient
+from mcpward.server.core import AuthorizationServer
+from mcpward.server.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from mcpward.server.grants._common import Grant, TokenRequest
+from mcpward.server.grants.authorization_code import AuthorizationCode
+from mcpward.server.grants.client_credentials import ClientCredentials
+from mcpward.server.grants.refresh_token import RefreshToken
+
+GRANTS: dict[str, Grant] = {
+    grant.grant_type: grant for grant in (AuthorizationCode(), RefreshToken(), ClientCredentials())
+}
+
+__all__ = ["GRANTS", "Grant", "TokenRequest", "token_response"]
+
+
+async def token_response(
+    server: AuthorizationServer,
+    form: Mapping[str, str],
+    resources: Sequence[str],
+    authenticated: AuthenticatedClient,
+) -> dict[str, Any]:
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise InvalidRequest("grant_type is required")
+    grant = GRANTS.get(grant_type)
+    if grant is None:
+        raise UnsupportedGrantType("unsupported grant_type")
+    if grant_type not in authenticated.client.grant_types:
+        raise UnauthorizedClient(f"this client may not use {grant_type}")
+    return await grant.respond(server, TokenRequest(form, resources, authenticated))
