@@ -151,6 +151,8 @@ class TokenRequests:
 
     seen: list[tuple[str, int]] = field(default_factory=list)
     before_next: Callable[[], Awaitable[None]] | None = None
+    raced_at: int | None = None  # where in `seen` the answer to the raced request is
+    _raced: httpx.Request | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def hooks(self) -> dict[str, list[Callable[..., Any]]]:
@@ -159,10 +161,13 @@ class TokenRequests:
     async def _request(self, request: httpx.Request) -> None:
         if request.url.path == "/token" and self.before_next is not None:
             action, self.before_next = self.before_next, None
+            self._raced = request
             await action()
 
     async def _response(self, response: httpx.Response) -> None:
         if response.request.url.path == "/token":
+            if response.request is self._raced:
+                self.raced_at = len(self.seen)
             self.seen.append((presented_secret(response.request), response.status_code))
             self._changed.set()
 
