@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import httpx
 import hvac
+import hvac.exceptions
 
 from mcpward._secret_stores.aws import AwsSecrets
 from mcpward._secret_stores.vault import VaultKv
@@ -273,7 +274,10 @@ def store(kind: str, tmp_path: Path, vault_tokens: dict[str, str] | None = None)
         with moto_server() as moto:
 
             def from_aws(client_id: str) -> str | None:
-                return moto.value(f"{CLIENTS}/{client_id}")
+                try:
+                    return moto.value(f"{CLIENTS}/{client_id}")
+                except moto.secrets_manager().exceptions.ResourceNotFoundException:
+                    return None
 
             aws = AwsSecretsManagerSink(store=AwsSecrets(moto.secrets_manager()))
             yield Store(f"aws-sm:{CLIENTS}/{{client_id}}", moto.env(), aws, from_aws, moto=moto)
@@ -282,7 +286,11 @@ def store(kind: str, tmp_path: Path, vault_tokens: dict[str, str] | None = None)
         with fake_vault(tokens) as vault:
 
             def from_vault(client_id: str) -> str | None:
-                secret: str = vault.read(f"{CLIENTS}/{client_id}")["data"]["client_secret"]
+                try:
+                    data = vault.read(f"{CLIENTS}/{client_id}")["data"]
+                except hvac.exceptions.InvalidPath:
+                    return None
+                secret: str = data["client_secret"]
                 return secret
 
             kv = VaultSink(VaultKv("secret", vault.client(ROTATOR)))

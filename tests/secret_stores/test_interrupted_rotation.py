@@ -101,3 +101,28 @@ async def test_a_secret_committed_but_not_promoted_is_promoted(
         assert again == {"rotated": [], "finished": [], "discarded": [], "failed": {}}
     finally:
         await server.close()
+
+
+async def test_a_store_left_with_an_older_secret_is_rotated_again(
+    setup: tuple[Store, Cli], tmp_path: Path
+) -> None:
+    where, cli = setup
+    first = where.current("agent")
+    # A client whose secret was only printed, never put in the store: not ours to move.
+    cli.json("clients", "create", "printed-only", "--scope", "orders.read")
+    server = await open_server(tmp_path)
+    try:
+        # A rotation committed in mcpward whose copy never became current (it lost a
+        # race with another rotation of the same client): readers still get `first`.
+        orphan = await server.clients.rotate_secret("agent")
+        assert where.current("agent") == first
+
+        report = cli.json("clients", "rotate-due")
+        assert report == {"rotated": ["agent"], "finished": [], "discarded": [], "failed": {}}
+        newest = where.current("agent")
+        assert newest not in (None, first, orphan.secret)
+        for secret in (first, orphan.secret, newest):  # the old ones for the overlap
+            assert await valid(server, secret)
+        assert where.current("printed-only") is None
+    finally:
+        await server.close()

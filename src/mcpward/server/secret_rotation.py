@@ -21,9 +21,9 @@ secret only in this process's memory, the old one cut down to the overlap window
 the client no longer due, so no later run notices before the old secret dies.
 
 ``rotate-due`` therefore starts by settling every client against the store: after it, the
-secret readers get is mcpward's newest one. Whatever left the store behind (an
-interrupted rotation, two rotations racing, a client created before the sink was set),
-the client is rotated again, which keeps the secret readers have valid for the overlap.
+secret readers get is mcpward's newest one. Whatever left an older secret there (an
+interrupted rotation, two rotations racing), the client is rotated again, which keeps
+the secret readers have valid for the overlap.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ async def _settle(
     server: AuthorizationServer, sink: SecretSink, client_id: str, report: RotationReport
 ) -> bool:
     """Finish or discard a staged secret; whether the store now hands readers mcpward's
-    newest secret (always true for a sink that cannot tell)."""
+    newest secret, or none (always true for a sink that cannot tell)."""
     records = await server.store.clients.secrets(client_id)
     if not records:
         return True
@@ -140,7 +140,9 @@ async def _settle(
     if not sink.readback:
         return True
     current = await sink.current(client_id)
-    return current is not None and _is(newest, current)
+    # Nothing there: the secret was handed out another way (printed by `clients create`);
+    # putting it in the store stays the operator's call (`rotate-secret ID`).
+    return current is None or _is(newest, current)
 
 
 def _is(record: SecretRecord, secret: str) -> bool:
