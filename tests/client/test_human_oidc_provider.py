@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcpward._clock import FrozenClock
-from mcpward.client import FileStore, HumanAuth, LoginRequired, LoginTimeout, MemoryStore
+from mcpward.client import FileStore, HumanAuth, MemoryStore, SignInRequired, SignInTimeout
 from tests.client.conftest import Stack
 from tests.client.support import DevInteractionsBrowser
 
@@ -119,7 +119,7 @@ async def test_revoked_refresh_token_leads_to_a_fresh_sign_in(stack: Stack, tmp_
     store.save(first.key, replace(session, refresh_token="not-a-refresh-token"))
 
     noninteractive = human(stack, tmp_path, store=store, interactive=False)
-    with pytest.raises(LoginRequired, match="mcpward login"):
+    with pytest.raises(SignInRequired, match="mcpward login"):
         await noninteractive.token()
     await noninteractive.aclose()
 
@@ -175,7 +175,7 @@ async def test_sign_in_that_never_completes_times_out(stack: Stack, tmp_path: Pa
         await asyncio.sleep(60)
 
     auth = human(stack, tmp_path, authorize=user_walks_away, login_timeout=0.5)
-    with pytest.raises(LoginTimeout, match="within"):
+    with pytest.raises(SignInTimeout, match="within"):
         await auth.login()
     await auth.aclose()
 

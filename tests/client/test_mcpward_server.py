@@ -16,7 +16,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcpward._clock import system_clock
-from mcpward.client import AgentAuth, HumanAuth, InvalidClient, MemoryStore
+from mcpward.client import AgentAuth, HumanAuth, InvalidClientError, MemoryStore
 from mcpward.config import Settings
 from mcpward.server import AuthorizationServer, create_app
 from mcpward.storage.records import ClientRecord, ResourceRecord
@@ -72,7 +72,7 @@ async def test_agent_against_mcpward_authorization_server_and_guard(tmp_path: Pa
 
             wrong = AgentAuth(resource, client_id="agent", client_secret="mcpw_cs_wrong")
             try:
-                with pytest.raises(InvalidClient) as raised:
+                with pytest.raises(InvalidClientError) as raised:
                     await wrong.token()
                 assert "mcpw_cs_wrong" not in str(raised.value)
             finally:

@@ -28,8 +28,14 @@ from mcpward.client._discovery import (
 )
 from mcpward.client._flow import FlowAuth, Request, Response
 from mcpward.client._secret_source import SecretSource, StaticSecret
-from mcpward.client._token_endpoint import AuthMethod, ClientAuth, TokenSet, request_token
-from mcpward.client.errors import InvalidClient, TokenEndpointError
+from mcpward.client._token_endpoint import (
+    AuthMethod,
+    ClientAuth,
+    SigningAlgorithm,
+    TokenSet,
+    request_token,
+)
+from mcpward.client.errors import InvalidClientError, TokenEndpointError
 
 logger = logging.getLogger("mcpward.client")
 
@@ -61,7 +67,7 @@ class AgentAuth(FlowAuth):
         client_id: str,
         client_secret: SecretSource | str | None = None,
         private_key: SecretSource | None = None,
-        signing_algorithm: str = "RS256",
+        signing_algorithm: SigningAlgorithm = "RS256",
         auth_method: AuthMethod | None = None,
         scopes: Sequence[str] | None = None,
         resource: str | None = None,
@@ -165,7 +171,7 @@ class AgentAuth(FlowAuth):
         for attempt in range(self.max_attempts):
             try:
                 return await self._fetch()
-            except InvalidClient:
+            except InvalidClientError:
                 # A rotated secret: the source may already hold the new one.
                 if reread or self._last_credential == self._credential_fingerprint():
                     raise

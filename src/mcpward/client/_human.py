@@ -37,10 +37,10 @@ from mcpward.client._token_endpoint import TokenSet, request_token
 from mcpward.client._token_store import StoredSession, TokenStore, default_store, session_lock
 from mcpward.client.errors import (
     AuthorizationError,
-    DiscoveryError,
-    InvalidClient,
-    InvalidGrant,
-    LoginRequired,
+    InvalidClientError,
+    InvalidGrantError,
+    MetadataError,
+    SignInRequired,
     StepUpLimitReached,
 )
 
@@ -159,7 +159,7 @@ class HumanAuth(FlowAuth):
                         headers: dict[str, str] = {}
                         stored.registration.auth().apply(form, headers, endpoint, self.clock())
                         await self._client().post(endpoint, data=form, headers=headers)
-                except (httpx.HTTPError, DiscoveryError) as exc:
+                except (httpx.HTTPError, MetadataError) as exc:
                     logger.warning("could not revoke the refresh token: %s", type(exc).__name__)
             self.store.delete(self.key)
             self._tokens = None
@@ -258,7 +258,7 @@ class HumanAuth(FlowAuth):
             return None
         try:
             await self._ensure_discovery()
-        except DiscoveryError as exc:
+        except MetadataError as exc:
             logger.warning("cannot refresh the session for %s: %s", self.key, exc)
             return None
         return await self._refresh()
@@ -267,7 +267,7 @@ class HumanAuth(FlowAuth):
         self, scopes: Sequence[str] | None, challenge: BearerChallenge | None = None
     ) -> TokenSet:
         if not self.interactive:
-            raise LoginRequired(f"sign in first: mcpward login {self.server_url}")
+            raise SignInRequired(f"sign in first: mcpward login {self.server_url}")
         return await self._login(scopes, challenge)
 
     async def _ensure_discovery(self, challenge: BearerChallenge | None = None) -> Discovery:
@@ -302,14 +302,14 @@ class HumanAuth(FlowAuth):
                     stored.registration.auth(),
                     clock=self.clock,
                 )
-            except InvalidClient:
+            except InvalidClientError:
                 # The registration itself is gone (a DCR client cleaned up, a secret
                 # expired): forget it, so the sign-in registers afresh.
                 logger.info("the client registration for %s is no longer valid", self.key)
                 self.store.delete(self.key)
                 self._registration = None
                 return None
-            except InvalidGrant:
+            except InvalidGrantError:
                 # Expired, revoked, or its family was revoked: a fresh sign-in, not a crash.
                 logger.info("the stored session for %s is no longer valid", self.key)
                 self.store.save(self.key, replace(stored, refresh_token=None))
@@ -358,7 +358,7 @@ class HumanAuth(FlowAuth):
         discovery = await self._ensure_discovery(challenge)
         server = discovery.server
         if server.authorization_endpoint is None:
-            raise DiscoveryError(f"{server.issuer} publishes no authorization_endpoint")
+            raise MetadataError(f"{server.issuer} publishes no authorization_endpoint")
         if server.published and "S256" not in (server.code_challenge_methods_supported or []):
             # MCP: without advertised S256 support a client must not proceed.
             raise AuthorizationError(f"{server.issuer} does not advertise PKCE S256; refusing")
