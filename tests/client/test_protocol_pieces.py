@@ -132,6 +132,10 @@ def _server(iss_supported: bool) -> ServerMetadata:
         ({"code": "c", "state": "other"}, False, "state"),
         ({"code": "c", "state": "s"}, True, "iss"),
         ({"code": "c", "state": "s", "iss": "https://evil"}, False, "iss"),
+        # SEP-2468: compared as strings, no normalisation of any kind.
+        ({"code": "c", "state": "s", "iss": "https://as/"}, True, "iss"),
+        ({"code": "c", "state": "s", "iss": "HTTPS://AS"}, True, "iss"),
+        ({"code": "c", "state": "s", "iss": "https://as:443"}, True, "iss"),
         ({"error": "access_denied", "state": "s", "iss": "https://as"}, True, "access_denied"),
         ({"state": "s"}, False, "code"),
     ],

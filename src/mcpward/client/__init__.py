@@ -11,7 +11,7 @@ from mcpward.client._agent import AgentAuth
 from mcpward.client._authorization_code import AuthorizeHandler
 from mcpward.client._discovery import Discovery, ResourceMetadata, ServerMetadata, discover
 from mcpward.client._enterprise import EnterpriseAuth
-from mcpward.client._human import HumanAuth, SessionInfo, open_browser
+from mcpward.client._human import HumanAuth, SessionInfo
 from mcpward.client._pkce import Pkce, code_challenge
 from mcpward.client._registration import Registration
 from mcpward.client._secret_source import (
@@ -21,6 +21,7 @@ from mcpward.client._secret_source import (
     SecretSource,
     StaticSecret,
 )
+from mcpward.client._sign_in import open_browser
 from mcpward.client._token_endpoint import (
     AuthMethod,
     ClientAuth,

@@ -167,12 +167,6 @@ class Discovery:
     server: ServerMetadata
 
 
-def issuers_match(expected: str, actual: str) -> bool:
-    # RFC 8414 §3.3 asks for identical strings; a root issuer written with or without its
-    # trailing slash is the same origin, and servers differ on which form they publish.
-    return expected == actual or expected.rstrip("/") == actual.rstrip("/")
-
-
 async def _get_json(http: httpx.AsyncClient, url: str) -> tuple[int, dict[str, Any] | None]:
     try:
         response = await http.get(url, headers={"Accept": "application/json"})
@@ -223,7 +217,9 @@ async def fetch_server_metadata(
         if data is None:
             continue
         metadata = ServerMetadata.from_json(data)
-        if not issuers_match(issuer, metadata.issuer):
+        # RFC 8414 §3.3: identical to the issuer the URL was built from. Compared as strings,
+        # with no normalisation (MCP 2026-07-28, SEP-2468): "https://as/" is not "https://as".
+        if metadata.issuer != issuer:
             raise MetadataError(
                 f"authorization server metadata at {url} names issuer {metadata.issuer!r}, "
                 f"expected {issuer!r}"

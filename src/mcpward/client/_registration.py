@@ -83,7 +83,6 @@ async def register_dynamically(
     *,
     client_name: str,
     redirect_uri: str,
-    scope: str | None,
 ) -> Registration:
     if server.registration_endpoint is None:
         raise RegistrationError(
@@ -104,7 +103,6 @@ async def register_dynamically(
     }
     # No "scope" member: some servers (oidc-provider) then restrict the client to it, which
     # would make every later step-up to a wider scope fail.
-    del scope
     try:
         response = await http.post(server.registration_endpoint, json=body)
     except httpx.HTTPError as exc:
