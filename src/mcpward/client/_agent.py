@@ -26,7 +26,7 @@ from mcpward.client._discovery import (
     fetch_server_metadata,
     probe,
 )
-from mcpward.client._flow import FlowAuth, Request, Response
+from mcpward.client._flow import FlowAuth, Request, Response, new_http_client
 from mcpward.client._secret_source import SecretSource, StaticSecret, read_secret
 from mcpward.client._token_endpoint import (
     AuthMethod,
@@ -271,7 +271,7 @@ class AgentAuth(FlowAuth):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=30.0)
+            self._http = new_http_client()
         return self._http
 
     async def _aclose(self) -> None:

@@ -24,7 +24,7 @@ from mcpward._clock import Clock, system_clock
 from mcpward.client._authorization_code import AuthorizeHandler
 from mcpward.client._challenge import BearerChallenge, parse_bearer
 from mcpward.client._discovery import Discovery, canonical_resource, discover, probe
-from mcpward.client._flow import FlowAuth, Request, Response
+from mcpward.client._flow import FlowAuth, Request, Response, new_http_client
 from mcpward.client._registration import Registration
 from mcpward.client._sign_in import BrowserSignIn, login_scopes, open_browser
 from mcpward.client._token_endpoint import TokenSet, request_token
@@ -196,7 +196,9 @@ class HumanAuth(FlowAuth):
 
     async def _flow(self, request: Request) -> AsyncGenerator[Request, Response]:
         async with self._guard():
-            tokens = await self._usable_tokens()
+            # Before the first 401 nothing is discovered yet; the server's challenge then
+            # says where to look, so the first request goes out as it is.
+            tokens = await self._usable_tokens(discover=False)
         sent = self._authorize_request(request, tokens)
         response = yield request
         renewed = False
@@ -263,10 +265,13 @@ class HumanAuth(FlowAuth):
         due = tokens.refresh_due(self.refresh_skew)
         return due is None or self.clock() < due
 
-    async def _usable_tokens(self) -> TokenSet | None:
-        """Memory, else a refresh from the stored session; never interactive."""
+    async def _usable_tokens(self, *, discover: bool = True) -> TokenSet | None:
+        """Memory, else a refresh from the stored session; never interactive. The session's
+        key names the issuer, so without discovery (`discover=False`) nothing is looked up."""
         if self._tokens is not None and self._fresh(self._tokens):
             return self._tokens
+        if self._discovery is None and not discover:
+            return None
         try:
             await self._ensure_discovery()
         except MetadataError as exc:
@@ -377,7 +382,7 @@ class HumanAuth(FlowAuth):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=30.0)
+            self._http = new_http_client()
         return self._http
 
     async def _aclose(self) -> None:
