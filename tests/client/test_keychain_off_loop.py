@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import keyring
@@ -76,26 +77,37 @@ def gated() -> Iterator[GatedKeyring]:
         keyring.set_keyring(previous)
 
 
-async def release_from_loop(backend: GatedKeyring, stop: asyncio.Event) -> int:
-    """Another coroutine on the same loop: lets each blocked keychain call go. It can only
-    run while the loop is free, so every release proves the loop kept going."""
-    released = 0
-    while not stop.is_set():
-        try:
-            backend.pending.get_nowait().set()
-            released += 1
-        except queue.Empty:
-            await asyncio.sleep(0.001)
-    return released
+@asynccontextmanager
+async def released_from_the_loop(backend: GatedKeyring) -> AsyncIterator[None]:
+    """Runs another coroutine on this loop that lets each blocked keychain call go. It can
+    only run while the loop is free, so each release proves the loop kept going; on leaving,
+    checks that every call was released by it and none ran on the loop's thread."""
+    loop_thread, released = threading.get_ident(), 0
+    stop = asyncio.Event()
+
+    async def release() -> None:
+        nonlocal released
+        while not stop.is_set():
+            try:
+                backend.pending.get_nowait().set()
+                released += 1
+            except queue.Empty:
+                await asyncio.sleep(0.001)
+
+    releaser = asyncio.create_task(release())
+    try:
+        yield
+    finally:
+        stop.set()
+        await releaser
+    assert backend.threads and released == len(backend.threads)
+    assert loop_thread not in backend.threads
 
 
 async def test_sign_in_and_refresh_keep_the_loop_running_while_the_keychain_blocks(
     stack: Stack, tmp_path: Path, gated: GatedKeyring
 ) -> None:
-    loop_thread = threading.get_ident()
-    stop = asyncio.Event()
-    releaser = asyncio.create_task(release_from_loop(gated, stop))
-    try:
+    async with released_from_the_loop(gated):
         first = HumanAuth(
             stack.mcp_url,
             store=KeyringStore(),
@@ -114,12 +126,7 @@ async def test_sign_in_and_refresh_keep_the_loop_running_while_the_keychain_bloc
             assert await later.token()
         finally:
             await later.aclose()
-    finally:
-        stop.set()
-        released = await releaser
     assert len(gated.threads) >= 4  # load + save at sign-in, load + save at refresh
-    assert released == len(gated.threads)
-    assert loop_thread not in gated.threads
     [stored] = gated.items.values()
     assert "refresh_token" in stored
 
@@ -128,10 +135,7 @@ async def test_an_agent_reads_its_keychain_secret_off_the_loop(
     stack: Stack, gated: GatedKeyring
 ) -> None:
     gated.items[("deploy", "agent-basic")] = AGENT_SECRET
-    loop_thread = threading.get_ident()
-    stop = asyncio.Event()
-    releaser = asyncio.create_task(release_from_loop(gated, stop))
-    try:
+    async with released_from_the_loop(gated):
         auth = AgentAuth(
             stack.mcp_url,
             client_id="agent-basic",
@@ -142,8 +146,3 @@ async def test_an_agent_reads_its_keychain_secret_off_the_loop(
             assert await auth.token()
         finally:
             await auth.aclose()
-    finally:
-        stop.set()
-        released = await releaser
-    assert gated.threads and released == len(gated.threads)
-    assert loop_thread not in gated.threads

@@ -13,10 +13,9 @@ The protocol version is negotiated the way the mcp SDK's `Client` does by defaul
 (`mode="auto"`): `server/discover` first, so 2026-07-28 servers get the modern protocol
 (`MCP-Protocol-Version` and `Mcp-Method` headers, no initialize handshake), and servers
 that refuse it get the initialize handshake. The client signs in (or fetches its agent
-token) before it connects, as an application should: the SDK gives `server/discover` ten
-seconds including any sign-in inside it, and on a loaded machine a sign-in inside that
-window would downgrade a modern server to the handshake (tests/client/test_mcpward_server.py
-shows it with a slow user).
+token) before it connects, as an application should: the SDK (2.3) gives `server/discover`
+ten seconds, a sign-in inside it included, then falls back to the initialize handshake, so
+a slow sign-in (a person, or a loaded machine) would downgrade a 2026-07-28 server.
 """
 
 from __future__ import annotations

@@ -72,6 +72,11 @@ class HumanAuth(FlowAuth):
     Pass it to `httpx2.AsyncClient(auth=...)` and give that client to the mcp SDK's
     `streamable_http_client`. The first 401 starts discovery and a browser sign-in;
     later runs refresh silently from the stored refresh token.
+
+    Call `await auth.token()` before opening the SDK's `Client`: in its default
+    `mode="auto"` the SDK (2.3) allows its `server/discover` request ten seconds, a sign-in
+    inside it included, and then falls back to the pre-2026 initialize handshake, so a
+    person who takes longer in the browser would get a 2026-07-28 server in legacy mode.
     """
 
     def __init__(
