@@ -32,6 +32,7 @@ from mcpward.client import (
 )
 from mcpward.client._discovery import canonical_resource
 from mcpward.client._shared_store import SharedStore
+from mcpward.client._token_store import session_key
 from tests.client.conftest import serve_demo
 from tests.pages.support import (
     REDIRECT,
@@ -212,7 +213,7 @@ async def test_two_processes_racing_never_spend_one_refresh_token_twice(
 ) -> None:
     site, session = signed_in
     with sessions(kind) as where:
-        where.make().save(session.resource, session)
+        where.make().save(session_key(session.resource, site.issuer), session)
         racers = [
             await asyncio.create_subprocess_exec(
                 sys.executable,
