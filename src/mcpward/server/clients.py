@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from mcpward._clock import Clock
 from mcpward._secrets import credential_hash, hint, is_well_formed, new_credential
@@ -27,7 +27,7 @@ MetadataResolver = Callable[[str], Awaitable[ClientRecord | None]]
 @dataclass(frozen=True, slots=True)
 class NewSecret:
     client_id: str
-    secret: str
+    secret: str = field(repr=False)  # never in a traceback's or a log's repr
     expires_at: float
 
 
