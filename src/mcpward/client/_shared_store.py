@@ -56,6 +56,10 @@ class Lease:
     released: bool = False
     label: str | None = None  # AWS: the staging label that holds it
 
+    def saved(self, version: str, doc: Doc) -> None:
+        """The save that releases the lease wrote ``doc`` as ``version``."""
+        self.version, self.doc, self.released = version, doc, True
+
 
 # The leases this task holds, by (store, key): save() inside `lock()` writes on the lease's
 # version. A context variable, because save() may run in a worker thread
@@ -158,13 +162,12 @@ class SharedStore:
         if lease is not None:
             previous = lease.version
             try:
-                lease.version = self._docs.write(lease.name, doc, lease.version)
+                lease.saved(self._docs.write(lease.name, doc, lease.version), doc)
             except StoreConflict:
                 raise SecretStoreError(
                     f"the lease on {lease.name} expired and another process took it; "
                     "this session's refresh token may have been spent twice"
                 ) from None
-            lease.doc, lease.released = doc, True
             self._saved(lease, previous)
             return
         # Outside lock(): wait out another holder's lease, then write conditionally.
