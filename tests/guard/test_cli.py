@@ -125,6 +125,9 @@ async def test_gateway_process_honours_revocation(
                             still_served += 1
                             assert time.perf_counter() - revoked < 5
                         delay = time.perf_counter() - revoked
+                    # The audit line is written once the answer is sent, which can be
+                    # just after the client read it: wait for it before stopping.
+                    await _wait_audit(tmp_path / "audit.jsonl", "unauthorized")
                 finally:
                     proc.terminate()
                     await proc.wait()
@@ -193,3 +196,17 @@ async def _wait_http(url: str) -> None:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.1)
+
+
+async def _wait_audit(path: Path, outcome: str) -> None:
+    def lines() -> list[str]:
+        return path.read_text().splitlines() if path.exists() else []
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(
+            json.loads(line).get("outcome") == outcome for line in await asyncio.to_thread(lines)
+        ):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {outcome} audit event")
