@@ -27,9 +27,8 @@ def credentials(header: bytes, *, dpop: bool) -> tuple[str, str]:
         raise MissingToken("use Bearer or DPoP" if dpop else "use the Bearer scheme")
     token = token.strip()
     if not token or not _B64TOKEN.fullmatch(token):
-        error = InvalidToken("the access token is malformed")
-        error.scheme = "DPoP" if scheme == "dpop" else "Bearer"
-        raise error
+        used = "DPoP" if scheme == "dpop" else "Bearer"
+        raise InvalidToken("the access token is malformed", scheme=used)
     return scheme, token
 
 

@@ -38,11 +38,11 @@ class GuardError(MCPWardError):
     error: ClassVar[str | None] = None
     outcome: ClassVar[Outcome] = "unauthorized"
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, scheme: Scheme = "Bearer") -> None:
         super().__init__(description)
         self.description = description
         # The scheme of the refused request's Authorization header.
-        self.scheme: Scheme = "Bearer"
+        self.scheme: Scheme = scheme
 
     def challenge(self, resource_metadata: str | None, schemes: Schemes) -> str | None:
         return challenges(
@@ -92,8 +92,7 @@ class InvalidDPoPProof(GuardError):
     error = "invalid_dpop_proof"
 
     def __init__(self, description: str, check: str = "invalid") -> None:
-        super().__init__(description)
-        self.scheme = "DPoP"
+        super().__init__(description, scheme="DPoP")
         # Which check failed: the audit trail's reason detail.
         self.check = check
 

@@ -207,9 +207,9 @@ class Guard:
             try:
                 identity = await self.verifier.verify(token)
                 if identity.jkt is None:
-                    raise InvalidToken("the access token is not bound to a DPoP key")
-            except GuardError as error:
-                error.scheme = "DPoP"
+                    raise InvalidToken("the access token is not bound to a DPoP key", scheme="DPoP")
+            except GuardError as exc:
+                exc.scheme = "DPoP"
                 raise
             proof = self.proofs.check(
                 dpop, method=method, path=path, token=token, identity=identity
@@ -229,9 +229,9 @@ class Guard:
         ``None`` without limits."""
         try:
             return await self._authorize(identity, calls, proof)
-        except GuardError as error:
+        except GuardError as exc:
             if identity.jkt is not None:  # a bound token came with the DPoP scheme
-                error.scheme = "DPoP"
+                exc.scheme = "DPoP"
             raise
 
     async def _authorize(
