@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from mcpward.guard._challenge import Scheme
 from mcpward.guard._errors import InvalidToken, MissingToken
 
 __all__ = ["credentials", "query_has_token"]
@@ -27,7 +28,7 @@ def credentials(header: bytes, *, dpop: bool) -> tuple[str, str]:
         raise MissingToken("use Bearer or DPoP" if dpop else "use the Bearer scheme")
     token = token.strip()
     if not token or not _B64TOKEN.fullmatch(token):
-        used = "DPoP" if scheme == "dpop" else "Bearer"
+        used: Scheme = "DPoP" if scheme == "dpop" else "Bearer"
         raise InvalidToken("the access token is malformed", scheme=used)
     return scheme, token
 
