@@ -7,10 +7,7 @@ demo through the guard with a fresh proof per request."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import httpx2
@@ -23,34 +20,10 @@ from mcpward.dpop import ProofKey
 from mcpward.guard import IntrospectionVerifier, make_guard
 from tests.conftest import serve as serve_in_loop
 
-from .support import free_port, serve
-from .test_external_issuer import NODE, NODE_DIR, SCRIPT, SECRET
+from .support import serve
+from .test_external_issuer import SECRET, oidc_provider
 
 pytestmark = pytest.mark.node
-
-
-@contextmanager
-def oidc_provider(token_format: str) -> Iterator[tuple[str, str]]:
-    if not (NODE_DIR / "node_modules" / "oidc-provider").exists():
-        pytest.skip("tests/node/node_modules/oidc-provider is not installed")
-    port, resource_port = free_port(), free_port()
-    resource = f"http://127.0.0.1:{resource_port}/mcp"
-    proc = subprocess.Popen(
-        [str(NODE) if NODE.exists() else "node", str(SCRIPT), str(port), resource],
-        cwd=NODE_DIR,
-        env={**os.environ, "TOKEN_FORMAT": token_format},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("ready"), line
-        yield f"http://127.0.0.1:{port}", resource
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture(scope="module")

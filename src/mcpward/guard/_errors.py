@@ -44,12 +44,16 @@ class GuardError(MCPWardError):
         # The scheme of the refused request's Authorization header.
         self.scheme: Scheme = scheme
 
+    # The scopes a challenge asks for (insufficient_scope); none by default.
+    scope: Iterable[str] | None = None
+
     def challenge(self, resource_metadata: str | None, schemes: Schemes) -> str | None:
         return challenges(
             schemes,
             resource_metadata=resource_metadata,
             error=self.error,
             description=self.description,
+            scope=self.scope,
             used=self.scheme,
         )
 
@@ -134,17 +138,7 @@ class InsufficientScope(GuardError):
     def __init__(self, description: str, *, required: Iterable[str], held: Iterable[str]) -> None:
         super().__init__(description)
         self.required = frozenset(required)
-        self.scope = self.required | frozenset(held)
-
-    def challenge(self, resource_metadata: str | None, schemes: Schemes) -> str | None:
-        return challenges(
-            schemes,
-            resource_metadata=resource_metadata,
-            error=self.error,
-            description=self.description,
-            scope=self.scope,
-            used=self.scheme,
-        )
+        self.scope: frozenset[str] = self.required | frozenset(held)
 
 
 class PolicyDenied(GuardError):
