@@ -205,7 +205,7 @@ class HumanAuth(FlowAuth):
             tokens = await self._usable_tokens(discover=False)
         sent = self._authorize_request(request, tokens)
         response = yield request
-        renewed = nonce_retried = False
+        renewed = nonce_retried = stepped_up = False
         while True:
             challenge = parse_bearer(response.headers.get_list("www-authenticate"))
             dpop = self._dpop
@@ -222,19 +222,22 @@ class HumanAuth(FlowAuth):
                 and challenge.error == "insufficient_scope"
             ):
                 async with self._guard():
-                    # Counts re-authorizations until a request succeeds again, so that a
-                    # server that can never be satisfied does not loop us forever.
-                    if self._step_ups_in_a_row >= self.max_step_ups:
+                    # At most max_step_ups until a stepped-up request succeeds (no loop
+                    # with a server that is never satisfied); none for scopes already held.
+                    held = self._tokens.scopes if self._tokens else None
+                    if self._step_ups_in_a_row >= self.max_step_ups or (
+                        held and challenge.scopes and set(challenge.scopes) <= set(held)
+                    ):
                         raise StepUpLimitReached(
                             f"{self.key} still answers insufficient_scope after "
-                            f"{self.max_step_ups} re-authorizations"
+                            f"{self._step_ups_in_a_row} re-authorization(s)"
                         )
                     self._step_ups_in_a_row += 1
-                    held = self._tokens.scopes if self._tokens else None
+                    stepped_up = True
                     wanted = union_scopes(held or self._last_requested, challenge.scopes)
                     tokens = await self._sign_in_or_fail(wanted, challenge)
             else:
-                if response.status_code < 400:
+                if stepped_up and response.status_code < 400:
                     self._step_ups_in_a_row = 0
                 return
             sent = self._authorize_request(request, tokens)
