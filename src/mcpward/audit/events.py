@@ -37,6 +37,9 @@ EventName = Literal[
     "code.issued",
     "code.replayed",
     "refresh.reuse_detected",
+    # DPoP (RFC 9449)
+    "dpop.proof_rejected",
+    "dpop.key_mismatch",
     # clients
     "client.registered",
     "client.registration_rejected",
@@ -79,6 +82,8 @@ EVENTS: dict[EventName, str] = {
     "code.issued": "an authorization code was issued after sign-in and consent",
     "code.replayed": "a used authorization code was presented again; its grant was revoked",
     "refresh.reuse_detected": "a rotated refresh token was presented again; family revoked",
+    "dpop.proof_rejected": "a token request's DPoP proof was refused (detail: which check)",
+    "dpop.key_mismatch": "a DPoP-bound code or refresh token came without a proof of its key",
     "client.registered": "a client registered itself (RFC 7591)",
     "client.registration_rejected": "a registration request was refused",
     "client.metadata_document_rejected": "a Client ID Metadata Document was refused",
