@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -70,11 +71,11 @@ class Running:
         return secret.secret if secret else None
 
 
-async def start(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
+async def start(database_url: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
     clock = FrozenClock()
     sink = MemorySink()
     settings = Settings(
-        issuer="http://127.0.0.1:8400", data_dir=tmp_path, database_url=database_url
+        issuer="http://127.0.0.1:8400", data_dir=tmp_path, database_url=database_url, **overrides
     )
     server = await open_server(settings, audit=AuditLog([sink], clock), clock=clock)
     await server.register_resource(ResourceRecord(uri=RESOURCE, name="Orders", scopes=SCOPES))
@@ -89,6 +90,13 @@ async def start(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
 @pytest.fixture
 async def running(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
     async for r in start(database_url, tmp_path):
+        yield r
+
+
+@pytest.fixture
+async def strict_running(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
+    """Strict RFC 9700 reuse detection: no retry window for refresh tokens."""
+    async for r in start(database_url, tmp_path, refresh_retry_window=0):
         yield r
 
 

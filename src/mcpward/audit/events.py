@@ -37,6 +37,7 @@ EventName = Literal[
     "code.issued",
     "code.replayed",
     "refresh.reuse_detected",
+    "refresh.retried",
     # clients
     "client.registered",
     "client.registration_rejected",
@@ -78,6 +79,8 @@ EVENTS: dict[EventName, str] = {
     "code.issued": "an authorization code was issued after sign-in and consent",
     "code.replayed": "a used authorization code was presented again; its grant was revoked",
     "refresh.reuse_detected": "a rotated refresh token was presented again; family revoked",
+    "refresh.retried": "a just-rotated refresh token presented again by its client within "
+    "the retry window: answered with the same successor and a new access token",
     "client.registered": "a client registered itself (RFC 7591)",
     "client.registration_rejected": "a registration request was refused",
     "client.metadata_document_rejected": "a Client ID Metadata Document was refused",

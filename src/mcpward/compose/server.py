@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 
 from mcpward._clock import Clock, system_clock
-from mcpward.audit import AuditLog, sink_from_spec
+from mcpward.audit import AuditLog, AuditSink, sink_from_spec
 from mcpward.config import ClientMetadataDocuments, Settings
 from mcpward.revocation import RevocationPublisher
 from mcpward.server import AuthorizationServer
@@ -65,11 +65,12 @@ async def assemble(
     verify: Verify = True,
 ) -> AuthorizationServer:
     lifetimes = settings.lifetimes
-    audit = audit or AuditLog([sink_from_spec(settings.audit_sink)], clock)
+    audit = audit or audit_log(settings, clock)
     shared = shared or open_shared_state(settings.resolved_redis_url(), clock)
+    data_key = DataKey(settings.resolved_data_key())
     keys = KeyRing(
         store.keys,
-        DataKey(settings.resolved_data_key()),
+        data_key,
         clock,
         alg=settings.signing_alg,
         publish_lead=lifetimes.signing_key_publish_lead,
@@ -112,8 +113,21 @@ async def assemble(
         audit=audit,
         shared=shared,
         publisher=publisher if publisher is not None else shared.publisher,
+        successor_key=data_key.derive("refresh-token successor"),
         clock=clock,
     )
+
+
+def audit_log(settings: Settings, clock: Clock = system_clock, sink: str | None = None) -> AuditLog:
+    """The audit trail to ``sink`` (default: the settings' ``audit_sink``) and, with
+    ``loki_url``, to Loki as well."""
+    sinks: list[AuditSink] = [sink_from_spec(sink or settings.audit_sink)]
+    loki = settings.resolved_loki_url()
+    if loki:
+        from mcpward.audit.loki import LokiSink
+
+        sinks.append(LokiSink(loki, labels={"service": "mcpward"}))
+    return AuditLog(sinks, clock)
 
 
 def safe_fetcher(config: ClientMetadataDocuments, verify: Verify = True) -> SafeFetcher:

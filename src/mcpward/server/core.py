@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mcpward._clock import Clock, system_clock
+from mcpward._outage import OutageLog
 from mcpward.audit import AuditEvent, AuditLog, EventName, Outcome
 from mcpward.config import Settings
 from mcpward.revocation import Revocation, RevocationPublisher
 from mcpward.server._client_auth import ClientAuthenticator
+from mcpward.server._crypto import DataKey
 from mcpward.server._rfc9068 import IssuedAccessToken, mint_access_token
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.keys import KeyRing
@@ -69,6 +71,7 @@ class AuthorizationServer:
         audit: AuditLog,
         shared: SharedState,
         publisher: RevocationPublisher,
+        successor_key: DataKey,
         clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
@@ -85,8 +88,12 @@ class AuthorizationServer:
         self.replay: ReplayCache = shared.replay
         # Where revocations go once committed: Redis, or this process's guard view.
         self.publisher = publisher
+        # Encrypts a rotated refresh token's successor for its retry window.
+        self.successor_key = successor_key
         self.clock = clock
         self.endpoints = Endpoints(settings.issuer)
+        # Storage failures are answered 503 each, and logged once per outage.
+        self.storage_outage = OutageLog("storage", log, "requests that need it answer 503")
 
     async def close(self) -> None:
         await self.store.close()
