@@ -87,9 +87,11 @@ class PostgresProcess:
         raise RuntimeError("PostgreSQL did not become ready")
 
     def stop(self) -> None:
-        """Fast shutdown (SIGINT): every client connection is cut, as in an outage."""
+        """Fast shutdown (SIGINT): every client connection is cut, as in an outage. The
+        signal goes to the postmaster itself (runuser does not pass SIGINT on)."""
         if self._proc is not None:
-            self._proc.send_signal(signal.SIGINT)
+            pid = int((self._data / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGINT)
             self._proc.wait(timeout=30)
             self._proc = None
 

@@ -37,6 +37,8 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
     if "issuer" not in settings.model_fields_set and (host or port):
         settings = load_settings(**overrides, issuer=f"http://{settings.host}:{settings.port}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx announces every request at INFO (the Loki sink's pushes, metadata fetches).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def run() -> None:
         serving = await open_serving(settings, demo=demo, migrate=not no_migrate)

@@ -68,6 +68,7 @@ async def open_serving(
             interval=REVOCATION_POLL,
             clock=clock,
             name="revocation relay to redis",
+            resync=shared.resync,
         )
     else:
         polled = TablePollingRevocations(

@@ -20,7 +20,7 @@ import logging
 from types import TracebackType
 
 from mcpward._clock import Clock, system_clock
-from mcpward.revocation._types import RevocationPublisher
+from mcpward.revocation._types import Resync, RevocationPublisher
 from mcpward.storage.contracts import RevocationLog
 
 log = logging.getLogger("mcpward.revocation")
@@ -38,6 +38,7 @@ class LogFollower:
         clock: Clock = system_clock,
         gap_patience: float = GAP_PATIENCE,
         name: str = "revocation log",
+        resync: Resync | None = None,
     ) -> None:
         self._source = source
         self._publisher = publisher
@@ -45,6 +46,7 @@ class LogFollower:
         self._clock = clock
         self._gap_patience = gap_patience
         self._name = name
+        self._resync = resync
         self.last_seq = 0
         # seq -> when it was first found missing
         self._gaps: dict[int, float] = {}
@@ -58,8 +60,13 @@ class LogFollower:
         many."""
         now = self._clock()
         self._gaps = {s: t for s, t in self._gaps.items() if now - t < self._gap_patience}
+        if self.last_seq and self._resync is not None and await self._resync.lost():
+            log.warning("%s: the shared state lost its revocations; publishing again", self._name)
+            self.last_seq = 0
+            self._gaps.clear()
         # The first load takes only what can still match a valid token.
-        live_after = now if self.last_seq == 0 else None
+        full_load = self.last_seq == 0
+        live_after = now if full_load else None
         since = min(self._gaps) - 1 if self._gaps else self.last_seq
         count = 0
         while True:
@@ -69,6 +76,8 @@ class LogFollower:
                 await self._publisher.publish([r for _, r in fresh])
                 count += len(fresh)
             if not rows:
+                if full_load and self._resync is not None:
+                    await self._resync.restored()
                 self.caught_up_at = now
                 return count
             top = rows[-1][0]

@@ -72,11 +72,9 @@ def as_oauth_error(server: AuthorizationServer, exc: Exception, path: str) -> OA
 def oauth_endpoint(server: AuthorizationServer, handler: Handler) -> Handler:
     async def endpoint(request: Request) -> Response:
         try:
-            response = await handler(request)
+            return await handler(request)
         except Exception as exc:
             return error_response(as_oauth_error(server, exc, request.url.path))
-        server.storage_outage.succeeded()
-        return response
 
     return endpoint
 
@@ -113,7 +111,6 @@ async def token_exchange(
         body = await grants.token_response(server, form, resources, authenticated)
     except Exception as exc:
         return as_oauth_error(server, exc, path).render()
-    server.storage_outage.succeeded()
     return 200, TOKEN_HEADERS, orjson.dumps(body)
 
 

@@ -92,7 +92,8 @@ class AuthorizationServer:
         self.successor_key = successor_key
         self.clock = clock
         self.endpoints = Endpoints(settings.issuer)
-        # Storage failures are answered 503 each, and logged once per outage.
+        # Storage failures are answered 503 each, and logged once per outage; the end of
+        # an outage is noticed by the next successful readiness check or maintenance run.
         self.storage_outage = OutageLog("storage", log, "requests that need it answer 503")
 
     async def close(self) -> None:
@@ -113,7 +114,9 @@ class AuthorizationServer:
                 await self.store.metadata_documents.purge_expired(now)
                 await self.store.sessions.purge_expired(now)
             except Exception as exc:  # keep serving; readiness reports storage trouble
-                log.warning("maintenance failed: %s", type(exc).__name__)
+                self.storage_outage.failed(type(exc).__name__)
+            else:
+                self.storage_outage.succeeded()
 
     # -- resources (RFC 8707) -------------------------------------------------------------
 
