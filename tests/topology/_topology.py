@@ -57,8 +57,9 @@ class Spec:
     gateways: int = 2
     kind: Kind = "redis"
     loki: bool = False
-    # Seconds between polls of the revocations table (table gateways, embedded guard).
-    poll_interval: float = 0.5
+    # Seconds between the table gateways' polls of the revocations table; None: the
+    # gateway's default.
+    poll_interval: float | None = None
     # Seconds a replica keeps serving (readiness 503) after SIGTERM before it closes its
     # socket: longer than the balancer's check interval (100 ms).
     drain: float = 0.5
@@ -354,10 +355,9 @@ class Topology:
         if self.redis is not None:
             argv += ["--redis", self.redis.url]
         else:
-            argv += [
-                "--revocations-db", self.database_url,
-                "--poll-interval", str(spec.poll_interval),
-            ]  # fmt: skip
+            argv += ["--revocations-db", self.database_url]
+            if spec.poll_interval is not None:
+                argv += ["--poll-interval", str(spec.poll_interval)]
         if self.loki is not None:
             argv += ["--loki", self.loki.url]
         return argv + list(spec.gateway_args)

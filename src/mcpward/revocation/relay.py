@@ -26,6 +26,8 @@ from mcpward.storage.contracts import RevocationLog
 log = logging.getLogger("mcpward.revocation")
 
 GAP_PATIENCE = 30.0
+# How far below the newest entry a first load looks for numbers still in flight.
+FIRST_LOAD_GAP_WINDOW = 1000
 
 
 class LogFollower:
@@ -69,6 +71,7 @@ class LogFollower:
         live_after = now if full_load else None
         since = min(self._gaps) - 1 if self._gaps else self.last_seq
         count = 0
+        first_load_gaps: list[int] = []
         while True:
             rows = await self._source.revocations_since(since, live_after=live_after)
             fresh = [(seq, r) for seq, r in rows if seq > self.last_seq or self._filled(seq)]
@@ -76,6 +79,8 @@ class LogFollower:
                 await self._publisher.publish([r for _, r in fresh])
                 count += len(fresh)
             if not rows:
+                for missing in first_load_gaps:
+                    self._gaps.setdefault(missing, now)
                 if full_load and self._resync is not None:
                     await self._resync.restored()
                 self.caught_up_at = now
@@ -83,7 +88,13 @@ class LogFollower:
             top = rows[-1][0]
             if top > self.last_seq:
                 seen = {seq for seq, _ in rows}
-                if self.last_seq:
+                if full_load:
+                    # A first load leaves out expired entries, so a missing number is a
+                    # gap only where a transaction can still be in flight: just below
+                    # the newest entry of the last batch.
+                    low = max(since, top - FIRST_LOAD_GAP_WINDOW)
+                    first_load_gaps = [s for s in range(low + 1, top) if s not in seen]
+                else:
                     for missing in range(self.last_seq + 1, top):
                         if missing not in seen:
                             self._gaps.setdefault(missing, now)
