@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 @pytest.fixture(scope="module")
 def topo() -> Iterator[Topology]:
-    with topology(Spec(replicas=2, gateways=2, kind="redis", loki=True)) as running:
+    spec = Spec(replicas=2, gateways=2, kind="redis", loki=True, drain=1.0)
+    with topology(spec) as running:
         yield running
 
 
@@ -336,6 +337,30 @@ async def test_a_killed_replica_leaves_the_others_serving(topo: Topology) -> Non
         statuses = [(await http.post("/token", data=cc, auth=agent)).status_code for _ in range(40)]
         topo.replicas[0].start()
     assert statuses == [200] * 40
+
+
+async def test_sigterm_drains_then_exits_cleanly(topo: Topology) -> None:
+    """A replica told to stop answers /readyz 503 "draining" while it still serves, then
+    exits 0 (the signal is not re-raised: storage closed, audit flushed)."""
+    replica = topo.replicas[1]
+    stopping = asyncio.create_task(asyncio.to_thread(replica.proc.terminate))
+    seen: list[tuple[int, str]] = []
+    async with httpx.AsyncClient(base_url=replica.url, timeout=5) as http:
+        while not stopping.done():
+            try:
+                resp = await http.get("/readyz")
+            except httpx.TransportError:
+                break
+            seen.append((resp.status_code, resp.json()["status"]))
+            if seen[-1] == (503, "draining"):
+                metadata = await http.get("/.well-known/oauth-authorization-server")
+                assert metadata.status_code == 200  # still serving while it drains
+                break
+            await asyncio.sleep(0.01)
+    assert await stopping == 0
+    assert (503, "draining") in seen, seen
+    assert "Traceback" not in replica.log()
+    replica.start()
 
 
 async def test_rolling_restart_under_load_loses_no_request(topo: Topology) -> None:
