@@ -10,6 +10,7 @@ package), configured the way the README's deployment section recommends.
   is retried once on another backend (``retry-on conn-failure empty-response`` with
   ``redispatch``). The retried request may have been processed (a refresh rotation that
   committed): the authorization server answers such a retry with the same result.
+- ``retries=False`` turns retries off, to show what readiness and draining alone do.
 - With no backend ready, the answer is the server's own outage answer: 503, Retry-After,
   an OAuth error body.
 """
@@ -40,6 +41,7 @@ def config(
     mcp_port: int | None,
     gateways: Sequence[int],
     errorfile: Path,
+    retries: bool = True,
 ) -> str:
     lines = [
         "global",
@@ -51,9 +53,13 @@ def config(
         "    timeout server 60s",
         "    timeout check 1s",
         "    option http-server-close",
-        "    retries 2",
-        "    option redispatch 1",
-        "    retry-on conn-failure empty-response",
+        *(
+            ["    retries 2", "    option redispatch 1", "    retry-on conn-failure empty-response"]
+            if retries
+            # A balancer that never retries (as kube-proxy does not): only readiness and
+            # the replicas' drain keep a restart from losing requests.
+            else ["    retries 0", "    retry-on none"]
+        ),
         f"    errorfile 503 {errorfile}",
         "frontend auth",
         f"    bind 127.0.0.1:{auth_port}",

@@ -63,6 +63,8 @@ class Spec:
     # Seconds a replica keeps serving (readiness 503) after SIGTERM before it closes its
     # socket: longer than the balancer's check interval (100 ms).
     drain: float = 0.5
+    # Whether the balancer retries a request whose replica refused or dropped it.
+    balancer_retries: bool = True
     # MCPWARD_* settings for every replica (and the CLI).
     env: Mapping[str, str] = field(default_factory=dict)
     gateway_args: Sequence[str] = ()
@@ -315,6 +317,7 @@ class Topology:
                 mcp_port=mcp_port if gateway_count else None,
                 gateways=[g.port for g in self.gateways],
                 errorfile=self.root / "503.http",
+                retries=spec.balancer_retries,
             )
             self.balancer = haproxy(self.root, cfg)
             stack.callback(self.balancer.stop)

@@ -11,6 +11,8 @@ replay test need not wait the default 30 s."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -187,8 +189,15 @@ async def test_sixteen_clients_keep_their_grants_when_a_replica_is_killed(
         assert (await post_refresh(survivor.url, topo, token)).status_code == 200
 
 
+def family_of(access_token: str) -> str:
+    payload = access_token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(claims["sid"])
+
+
 async def test_a_replay_after_the_window_revokes_the_family(topo: Topology) -> None:
-    token = (await sign_in(topo))["refresh_token"]
+    signed_in = await sign_in(topo)
+    token, family = signed_in["refresh_token"], family_of(signed_in["access_token"])
     rotated = await post_refresh(topo.replicas[0].url, topo, token)
     assert rotated.status_code == 200
     legit = rotated.json()["refresh_token"]
@@ -200,4 +209,7 @@ async def test_a_replay_after_the_window_revokes_the_family(topo: Topology) -> N
     assert "refresh_token" not in replay.json()
     dead = await post_refresh(topo.replicas[0].url, topo, legit)
     assert dead.json()["error"] == "invalid_grant"
-    assert len(events(topo, "refresh.reuse_detected")) == 1
+    reuses = [
+        e for e in events(topo, "refresh.reuse_detected") if e["detail"] == {"family": family}
+    ]
+    assert len(reuses) == 1
