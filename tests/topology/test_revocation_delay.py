@@ -162,9 +162,24 @@ async def test_table_polling_within_one_interval(table_topology: Topology) -> No
     across_replicas = await run_trials(topo, replicas, [topo.replicas[0].url])
     _, p99_gateways = report(f"table polling every {POLL} s, gateways", through_gateways)
     _, p99_replicas = report(f"table polling every {POLL} s, other replica", across_replicas)
-    for t in through_gateways + across_replicas:
-        assert t.delay < POLL + 0.5, t
+    # The goal: p99 within a second (before issue 14: 1,011 ms at the 1 s default).
     assert max(p99_gateways, p99_replicas) <= 1.0
+
+
+def test_the_gateways_poll_every_half_second_by_default() -> None:
+    """Finding 6: the default interval is what puts table polling's p99 under a second."""
+    import subprocess
+
+    from tests.topology._topology import default_python
+
+    out = subprocess.run(
+        [default_python(), "-m", "mcpward", "gateway", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    text = " ".join(out.split())  # click wraps the help
+    assert "Seconds between revocation polls. [default: 0.5]" in text, text
 
 
 async def test_embedded_at_once_and_from_the_cli_within_one_interval(

@@ -14,12 +14,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from mcpward.server.core import AuthorizationServer
 
 log = logging.getLogger("mcpward.server")
+
+SHARED_STATE_TIMEOUT = 0.2
 
 
 class Readiness:
@@ -45,7 +48,9 @@ class Readiness:
         redis = server.shared.redis
         if redis is not None:
             try:
-                await redis.ping()
+                # Bounded well below a balancer's check timeout: a Redis that hangs must
+                # not make the replica look unready.
+                await asyncio.wait_for(redis.ping(), SHARED_STATE_TIMEOUT)
                 body["shared_state"] = "ok"
             except Exception:  # reported, and logged once by the state layer's own calls
                 body["shared_state"] = "unreachable"
