@@ -91,6 +91,7 @@ async def test_gateway_process_honours_revocation(
         settings["redis_url"] = redis_url
     else:
         feed = ["--poll-interval", "0.2"]
+    audit_path = tmp_path / "audit.jsonl"
     async with authorization_server(tmp_path, issuer=issuer, **settings) as authority:
         if backend == "table":
             feed += ["--revocations-db", authority.server.settings.resolved_database_url()]
@@ -103,7 +104,7 @@ async def test_gateway_process_honours_revocation(
                     "--resource", resource,
                     "--port", str(gw_port),
                     *feed,
-                    "--audit", f"file:{tmp_path / 'audit.jsonl'}",
+                    "--audit", f"file:{audit_path}",
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.PIPE,
                 )  # fmt: skip
@@ -125,6 +126,12 @@ async def test_gateway_process_honours_revocation(
                             still_served += 1
                             assert time.perf_counter() - revoked < 5
                         delay = time.perf_counter() - revoked
+                    # The refusal is audited as the answer goes out: wait for its line
+                    # before stopping the process.
+                    deadline = time.monotonic() + 10
+                    while _tool_outcomes(audit_path)[-1:] != ["unauthorized"]:
+                        assert time.monotonic() < deadline, "the refusal was never audited"
+                        await asyncio.sleep(0.02)
                 finally:
                     proc.terminate()
                     await proc.wait()
@@ -135,10 +142,15 @@ async def test_gateway_process_honours_revocation(
     if backend == "redis":
         assert still_served == 0  # the very next request
     assert delay < 1.5
-    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
-    outcomes = [e["outcome"] for e in audit if e.get("tool") == "search_orders"]
+    outcomes = _tool_outcomes(audit_path)
     assert outcomes[0] == "ok" and outcomes[-1] == "unauthorized"
     assert all(token not in line for line in (tmp_path / "audit.jsonl").read_text().splitlines())
+
+
+def _tool_outcomes(audit_path: Path) -> list[str]:
+    lines = audit_path.read_text().splitlines() if audit_path.exists() else []
+    events = [json.loads(line) for line in lines]
+    return [e["outcome"] for e in events if e.get("tool") == "search_orders"]
 
 
 async def test_gateway_list_filter_flag(tmp_path: Path) -> None:
