@@ -12,10 +12,13 @@ import secrets
 
 import httpx
 import pytest
+from alembic import command
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import select
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import Connection
 
 from mcpward._secrets import credential_hash
+from mcpward.storage.database import _alembic_config, current_revision, open_engine, upgrade
 from mcpward.storage.schema import refresh_tokens
 from tests.server.conftest import Running
 from tests.server.support import get_code, public_client, redeem, refresh
@@ -154,3 +157,30 @@ async def test_strict_mode_revokes_on_the_first_retry(strict_running: Running) -
     assert (await refresh(running, first["refresh_token"])).json()["error"] == "invalid_grant"
     assert (await refresh(running, rotated["refresh_token"])).json()["error"] == "invalid_grant"
     assert len(events(running, "refresh.reuse_detected")) == 1
+
+
+async def test_migration_0003_upgrades_downgrades_and_upgrades_again(database_url: str) -> None:
+    engine = open_engine(database_url)
+
+    def columns(connection: Connection) -> set[str]:
+        return {c["name"] for c in inspect(connection).get_columns("refresh_tokens")}
+
+    def downgrade(connection: Connection) -> None:
+        config = _alembic_config(str(engine.url))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+
+    added = {"parent_hash", "successor_enc", "successor_until"}
+    try:
+        await upgrade(engine, "0003")
+        async with engine.connect() as conn:
+            assert added <= await conn.run_sync(columns)
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        assert await current_revision(engine) == "0002"
+        async with engine.connect() as conn:
+            assert not added & await conn.run_sync(columns)
+        await upgrade(engine, "0003")
+        assert await current_revision(engine) == "0003"
+    finally:
+        await engine.dispose()
