@@ -54,6 +54,7 @@ class Running:
         redirect_uris: tuple[str, ...] = (),
         jwks: dict[str, object] | None = None,
         introspects: str | None = None,
+        dpop_bound: bool = False,
     ) -> str | None:
         secret = await self.server.clients.create(
             ClientRecord(
@@ -66,12 +67,14 @@ class Running:
                 allowed_scope=allowed_scope,
                 jwks=jwks,
                 introspects_resource=introspects,
+                dpop_bound_access_tokens=dpop_bound,
             )
         )
         return secret.secret if secret else None
 
 
 async def start(database_url: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
+    """A server over real HTTP; ``overrides`` are further ``Settings`` fields."""
     clock = FrozenClock()
     sink = MemorySink()
     settings = Settings(

@@ -159,7 +159,7 @@ async def test_strict_mode_revokes_on_the_first_retry(strict_running: Running) -
     assert len(events(running, "refresh.reuse_detected")) == 1
 
 
-async def test_migration_0003_upgrades_downgrades_and_upgrades_again(database_url: str) -> None:
+async def test_migration_0004_upgrades_downgrades_and_upgrades_again(database_url: str) -> None:
     engine = open_engine(database_url)
 
     def columns(connection: Connection) -> set[str]:
@@ -168,19 +168,19 @@ async def test_migration_0003_upgrades_downgrades_and_upgrades_again(database_ur
     def downgrade(connection: Connection) -> None:
         config = _alembic_config(str(engine.url))
         config.attributes["connection"] = connection
-        command.downgrade(config, "0002")
+        command.downgrade(config, "0003")
 
     added = {"parent_hash", "successor_enc", "successor_until"}
     try:
-        await upgrade(engine, "0003")
+        await upgrade(engine, "0004")
         async with engine.connect() as conn:
             assert added <= await conn.run_sync(columns)
         async with engine.begin() as conn:
             await conn.run_sync(downgrade)
-        assert await current_revision(engine) == "0002"
+        assert await current_revision(engine) == "0003"
         async with engine.connect() as conn:
             assert not added & await conn.run_sync(columns)
-        await upgrade(engine, "0003")
-        assert await current_revision(engine) == "0003"
+        await upgrade(engine, "0004")
+        assert await current_revision(engine) == "0004"
     finally:
         await engine.dispose()

@@ -38,6 +38,9 @@ EventName = Literal[
     "code.replayed",
     "refresh.reuse_detected",
     "refresh.retried",
+    # DPoP (RFC 9449)
+    "dpop.proof_rejected",
+    "dpop.key_mismatch",
     # clients
     "client.registered",
     "client.registration_rejected",
@@ -81,6 +84,8 @@ EVENTS: dict[EventName, str] = {
     "refresh.reuse_detected": "a rotated refresh token was presented again; family revoked",
     "refresh.retried": "a just-rotated refresh token presented again by its client within "
     "the retry window: answered with the same successor and a new access token",
+    "dpop.proof_rejected": "a token request's DPoP proof was refused (detail: which check)",
+    "dpop.key_mismatch": "a DPoP-bound code or refresh token came without a proof of its key",
     "client.registered": "a client registered itself (RFC 7591)",
     "client.registration_rejected": "a registration request was refused",
     "client.metadata_document_rejected": "a Client ID Metadata Document was refused",

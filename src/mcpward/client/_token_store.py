@@ -1,7 +1,10 @@
 """Where a signed-in session survives the process: the OS keychain, else a private file.
 
-What is stored per MCP server (keyed by its resource URL): the client registration and the
-refresh token. Access tokens are never stored; they live in memory only.
+What is stored per MCP server and authorization server (`session_key`): the client
+registration, the refresh token and, with DPoP, the private key the refresh token is bound
+to (RFC 9449 §5). Access tokens are never stored; they live in memory only.
+Client credentials belong to one authorization server (MCP 2026-07-28, SEP-2352), so a server
+that moves to another one gets a session of its own rather than the old one's credentials.
 
 `default_store()` uses `keyring` (Secret Service, macOS Keychain, Windows Credential
 Locker). With no usable backend it falls back to a JSON file created 0600 in a 0700
@@ -30,12 +33,20 @@ logger = logging.getLogger("mcpward.client")
 SERVICE = "mcpward"
 
 
+def session_key(resource: str, issuer: str) -> str:
+    """The store key of a session: the MCP server's URL and its authorization server's issuer,
+    separated by a space, which neither URL can contain."""
+    return f"{resource} {issuer}"
+
+
 @dataclass(frozen=True)
 class StoredSession:
     resource: str
     registration: Registration
     refresh_token: str | None = field(default=None, repr=False)
     scope: str | None = None
+    # The session's DPoP key as a private JWK (``mcpward.dpop.ProofKey.private_jwk``).
+    dpop_key: dict[str, str] | None = field(default=None, repr=False)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -44,6 +55,7 @@ class StoredSession:
                 "registration": self.registration.to_json(),
                 "refresh_token": self.refresh_token,
                 "scope": self.scope,
+                "dpop_key": self.dpop_key,
             }
         )
 
@@ -55,11 +67,15 @@ class StoredSession:
             registration=Registration.from_json(data["registration"]),
             refresh_token=data.get("refresh_token"),
             scope=data.get("scope"),
+            dpop_key=data.get("dpop_key"),
         )
 
 
 class TokenStore(Protocol):
-    """Persistence for sessions; implementations must be safe to call from several processes."""
+    """Persistence for sessions; implementations must be safe to call from several processes.
+
+    The methods are synchronous (keyring's API is); the async flows call them through
+    `OffLoopStore`, on a worker thread, because a keychain may block on an unlock prompt."""
 
     def load(self, key: str) -> StoredSession | None: ...
 
@@ -85,7 +101,7 @@ class MemoryStore:
 
 
 class KeyringStore:
-    """One keychain item per MCP server, service "mcpward", user name = resource URL."""
+    """One keychain item per session, service "mcpward", user name = `session_key`."""
 
     def __init__(self, service: str = SERVICE) -> None:
         self.service = service
@@ -203,6 +219,39 @@ def default_store() -> TokenStore:
             store.path,
         )
     return store
+
+
+class OffLoopStore:
+    """A `TokenStore` for coroutines: each call runs on a worker thread, so a keychain that
+    waits for the user to unlock it (or a slow D-Bus) never stalls the event loop."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self.store = store
+
+    async def load(self, key: str) -> StoredSession | None:
+        return await asyncio.to_thread(self.store.load, key)
+
+    async def save(self, key: str, session: StoredSession) -> None:
+        await asyncio.to_thread(self.store.save, key, session)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self.store.delete, key)
+
+    async def load_or_adopt(
+        self, key: str, legacy_key: str, issuer: str | None
+    ) -> StoredSession | None:
+        """The session at ``key``. Releases before SEP-2352 keyed a session by the MCP
+        server's URL alone (``legacy_key``): take it over if it belongs to this very
+        ``issuer``, and leave it otherwise."""
+        stored = await self.load(key)
+        if stored is not None or issuer is None:
+            return stored
+        legacy = await self.load(legacy_key)
+        if legacy is None or legacy.registration.issuer != issuer:
+            return None
+        await self.save(key, legacy)
+        await self.delete(legacy_key)
+        return legacy
 
 
 @contextlib.asynccontextmanager

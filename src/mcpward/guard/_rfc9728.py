@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
+OFFLINE_ACCESS = "offline_access"
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,9 @@ class ProtectedResourceMetadata:
     scopes_supported: tuple[str, ...] = ()
     resource_name: str | None = None
     resource_documentation: str | None = None
+    # RFC 9728 §2: the DPoP algorithms accepted, and whether only DPoP-bound tokens are.
+    dpop_signing_alg_values_supported: tuple[str, ...] = ()
+    dpop_bound_access_tokens_required: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
@@ -25,12 +29,19 @@ class ProtectedResourceMetadata:
             # RFC 6750 §2.1 only: a token in a form body or the query is refused.
             "bearer_methods_supported": ["header"],
         }
-        if self.scopes_supported:
-            doc["scopes_supported"] = sorted(self.scopes_supported)
+        # offline_access asks the authorization server for a refresh token; it is not a
+        # permission of this resource, and a client that requests every scope listed here
+        # must not ask for it on the resource's behalf (MCP SEP-2207).
+        scopes = sorted(s for s in self.scopes_supported if s != OFFLINE_ACCESS)
+        if scopes:
+            doc["scopes_supported"] = scopes
         if self.resource_name:
             doc["resource_name"] = self.resource_name
         if self.resource_documentation:
             doc["resource_documentation"] = self.resource_documentation
+        if self.dpop_signing_alg_values_supported:
+            doc["dpop_signing_alg_values_supported"] = list(self.dpop_signing_alg_values_supported)
+            doc["dpop_bound_access_tokens_required"] = self.dpop_bound_access_tokens_required
         doc.update(self.extra)
         return doc
 

@@ -19,6 +19,7 @@ from mcpward.revocation import Revocation, RevocationPublisher
 from mcpward.server._client_auth import ClientAuthenticator
 from mcpward.server._crypto import DataKey
 from mcpward.server._rfc9068 import IssuedAccessToken, mint_access_token
+from mcpward.server._rfc9449 import TokenEndpointProofs
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.keys import KeyRing
 from mcpward.server.resources import ResourceRegistry
@@ -72,6 +73,7 @@ class AuthorizationServer:
         shared: SharedState,
         publisher: RevocationPublisher,
         successor_key: DataKey,
+        dpop: TokenEndpointProofs,
         clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
@@ -90,6 +92,8 @@ class AuthorizationServer:
         self.publisher = publisher
         # Encrypts a rotated refresh token's successor for its retry window.
         self.successor_key = successor_key
+        # DPoP proofs of token requests (RFC 9449): checked, their jtis spent in `replay`.
+        self.dpop = dpop
         self.clock = clock
         self.endpoints = Endpoints(settings.issuer)
         # Storage failures are answered 503 each, and logged once per outage; the end of
@@ -144,7 +148,9 @@ class AuthorizationServer:
         scope: str,
         family_id: str | None = None,
         auth_time: float | None = None,
+        jkt: str | None = None,
     ) -> IssuedAccessToken:
+        """An access token; with ``jkt``, bound to that DPoP key (``cnf.jkt``)."""
         return mint_access_token(
             self.keys,
             issuer=self.settings.issuer,
@@ -156,6 +162,7 @@ class AuthorizationServer:
             lifetime=self.settings.lifetimes.access_token,
             family_id=family_id,
             auth_time=auth_time,
+            jkt=jkt,
         )
 
     # -- revocation -------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from mcpward._secrets import credential_hash, new_credential
 from mcpward.server import _scopes
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.errors import InvalidGrant, InvalidScope, InvalidTarget
-from mcpward.server.grants._common import TokenRequest, issue, presented
+from mcpward.server.grants._common import TokenRequest, issue, presented, require_key
 from mcpward.storage.records import FamilyRecord, RefreshRecord
 
 
@@ -41,6 +41,9 @@ class RefreshToken:
         now = server.clock()
         if family.client_id != client.client_id:
             raise InvalidGrant("the refresh token was issued to another client")
+        # RFC 9449 §5: a bound refresh token without a proof of its key is refused before
+        # anything else, so it neither rotates, nor counts as a reuse, nor gets a retry.
+        require_key(server, request, family.dpop_jkt, "refresh token")
         if family.revoked_at is not None:
             raise InvalidGrant("the refresh token has been revoked")
         if old.used_at is None and (old.expires_at <= now or family.absolute_expires_at <= now):
@@ -87,6 +90,7 @@ class RefreshToken:
             requested=requested,
             family_id=family.id,
             refresh_token=new_token,
+            jkt=request.jkt,
         )
 
 
@@ -144,6 +148,7 @@ def _retried(
         requested=requested,
         family_id=family.id,
         refresh_token=successor,
+        jkt=request.jkt,
     )
 
 
