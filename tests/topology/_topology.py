@@ -365,6 +365,13 @@ class Topology:
             argv += ["--loki", self.loki.url]
         return argv + list(spec.gateway_args)
 
+    def check_alive(self) -> None:
+        """Raise, with its log's tail, if any process of the topology has died."""
+        procs = [r.proc for r in self.replicas] + [g.proc for g in self.gateways]
+        for proc in [*procs, self.balancer, self.upstream]:
+            if proc is not None:
+                proc.check_alive()
+
     def describe(self) -> dict[str, Any]:
         """URLs and credentials, for people (``scripts/topology.py up``)."""
         return {

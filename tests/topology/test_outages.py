@@ -212,20 +212,22 @@ async def test_redis_outage(topo: Topology) -> None:
         marks = {name: len(text) for name, text in logs(topo).items()}
 
         topo.redis.stop()
-        answers = table(await probe.ask())
-        for _ in range(20):  # many failing requests, still one line each
-            for session in [probe.gateway, probe.guard, *probe.others]:
-                assert await session.probe() == 503
-        # Revoked while Redis is down: durable in the log, published later by the relay.
-        await revoke(topo, during, base=topo.replicas[1].url)
+        try:
+            answers = table(await probe.ask())
+            for _ in range(20):  # many failing requests, still one line each
+                for session in [probe.gateway, probe.guard, *probe.others]:
+                    assert await alive(topo, session.probe()) == 503
+            # Revoked while Redis is down: durable in the log, published later by the relay.
+            await revoke(topo, during, base=topo.replicas[1].url)
+        finally:
+            outage_logs = logs(topo)
+            topo.redis.start()  # empty: it kept nothing of what it held
         print_matrix("Redis down", answers)
         assert answers == REDIS_DOWN
-        for name, text in logs(topo).items():
+        for name, text in outage_logs.items():
             fresh = text[marks[name] :]
             assert "Traceback" not in fresh, name
             assert len(outage_lines(fresh, "redis")) == 1, (name, fresh)
-
-        topo.redis.start()  # empty: it kept nothing of what it held
 
         async def gateway_back() -> bool:
             return await probe.gateway.probe() == 200
@@ -239,6 +241,15 @@ async def test_redis_outage(topo: Topology) -> None:
                 return await s.probe() == 401
 
             await eventually(refused, "the revocation republished")
+
+
+async def alive(topo: Topology, answer: Awaitable[int]) -> int:
+    """The status, or which process of the topology died if nothing answered."""
+    try:
+        return await answer
+    except httpx.TransportError:
+        topo.check_alive()
+        raise
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -255,27 +266,17 @@ async def test_postgres_outage(topo: Topology) -> None:
         await probe.prepare()
         marks = {name: len(r.log()) for name, r in zip(["0", "1"], topo.replicas, strict=True)}
         topo.postgres.stop()
-        # Client lookups are cached for 2 s: wait until the pages and the token endpoint
-        # need storage.
-        agent = (topo.credentials.agent_id, topo.credentials.agent_secret)
-        cc = {"grant_type": "client_credentials", "resource": topo.resource}
-        authorize = probe.replica + "/authorize?" + urlencode(probe.authorize_params())
-
-        async def cache_expired() -> bool:
-            token = await http.post(probe.replica + "/token", data=cc, auth=agent)
-            page = await http.get(authorize)
-            return (token.status_code, page.status_code) == (503, 503)
-
-        await eventually(cache_expired, "the client cache to expire")
-        answers = table(await probe.ask())
+        try:
+            answers = await _while_postgres_is_down(topo, http, probe)
+        finally:
+            outage_logs = [r.log() for r in topo.replicas]
+            topo.postgres.start()
         print_matrix("PostgreSQL down", answers)
         assert answers == POSTGRES_DOWN
-        for name, replica in zip(["0", "1"], topo.replicas, strict=True):
-            fresh = replica.log()[marks[name] :]
+        for name, text in zip(["0", "1"], outage_logs, strict=True):
+            fresh = text[marks[name] :]
             assert "Traceback" not in fresh
             assert len(outage_lines(fresh, "storage")) == 1, fresh
-
-        topo.postgres.start()
 
         async def ready() -> bool:
             urls = [r.url for r in topo.replicas] + [topo.issuer]
@@ -286,6 +287,24 @@ async def test_postgres_outage(topo: Topology) -> None:
         assert table(await probe.ask()) == ALL_WELL
         for replica in topo.replicas:
             assert "storage reachable again" in replica.log()
+
+
+async def _while_postgres_is_down(
+    topo: Topology, http: httpx.AsyncClient, probe: Probe
+) -> dict[str, str]:
+    # Client lookups are cached for 2 s: wait until the pages and the token endpoint
+    # need storage.
+    agent = (topo.credentials.agent_id, topo.credentials.agent_secret)
+    cc = {"grant_type": "client_credentials", "resource": topo.resource}
+    authorize = probe.replica + "/authorize?" + urlencode(probe.authorize_params())
+
+    async def cache_expired() -> bool:
+        token = await http.post(probe.replica + "/token", data=cc, auth=agent)
+        page = await http.get(authorize)
+        return (token.status_code, page.status_code) == (503, 503)
+
+    await eventually(cache_expired, "the client cache to expire")
+    return table(await probe.ask())
 
 
 def jti(token: str) -> str:
@@ -301,19 +320,21 @@ async def test_loki_outage_loses_no_audit_event(topo: Topology) -> None:
         await probe.prepare()
         marks = {name: len(text) for name, text in logs(topo).items()}
         loki.stop()
-        answers = table(await probe.ask())
+        try:
+            answers = table(await probe.ask())
+            issued = [await agent_token(topo, topo.resource, base=r.url) for r in topo.replicas * 3]
+            for _ in range(5):
+                assert await probe.gateway.probe() == 200
+            # Each process notices on its next flush (every second).
+            for name in marks:
+                wait_for(
+                    lambda n=name: len(outage_lines(logs(topo)[n][marks[n] :], "Loki")) == 1,
+                    what=f"{name} logging the Loki outage",
+                )
+        finally:
+            loki.start()
         print_matrix("Loki down", answers)
         assert answers == ALL_WELL
-        issued = [await agent_token(topo, topo.resource, base=r.url) for r in topo.replicas * 3]
-        for _ in range(5):
-            assert await probe.gateway.probe() == 200
-        # Each process notices on its next flush (every second).
-        for name in marks:
-            wait_for(
-                lambda n=name: len(outage_lines(logs(topo)[n][marks[n] :], "Loki")) == 1,
-                what=f"{name} logging the Loki outage",
-            )
-        loki.start()
         wanted = {jti(t) for t in issued}
         wait_for(
             lambda: wanted <= {e.get("jti") for e in loki.lines()}, what="queued events delivered"
