@@ -61,6 +61,16 @@ def report(label: str, trials: list[Trial]) -> tuple[float, float]:
 async def trial(
     topo: Topology, guard_url: str, resource: str, revoke_via: str, cli: bool = False
 ) -> Trial:
+    try:
+        return await _trial(topo, guard_url, resource, revoke_via, cli)
+    except httpx.TransportError:
+        topo.check_alive()  # a process that died is named, with its log's tail
+        raise
+
+
+async def _trial(
+    topo: Topology, guard_url: str, resource: str, revoke_via: str, cli: bool
+) -> Trial:
     token = await agent_token(topo, resource)
     async with httpx.AsyncClient(timeout=30) as http:
         session = await McpSession.open(http, guard_url, token)
