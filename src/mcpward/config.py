@@ -202,9 +202,11 @@ class Settings(BaseSettings):
     # published to the guards that read the same Redis. Empty: this process only, and
     # guards learn of revocations by polling the database.
     redis_url: SecretStr = SecretStr("")
-    # Let a refresh request that re-presents a just-rotated token within this many seconds
-    # fail without revoking the family (0 = strict RFC 9700 reuse detection).
-    refresh_reuse_grace: float = 0.0
+    # A refresh token presented again by its client within this many seconds of its
+    # rotation gets the same successor (a retry after a lost answer, two workers at once)
+    # instead of revoking the grant; later, it is a reuse and revokes the family.
+    # 0 = strict RFC 9700 reuse detection.
+    refresh_retry_window: float = Field(default=30.0, ge=0.0, le=300.0)
     dpop: DPoPSettings = Field(default_factory=DPoPSettings)
 
     client_metadata_documents: ClientMetadataDocuments = Field(
@@ -223,6 +225,14 @@ class Settings(BaseSettings):
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
 
     audit_sink: str = "stdout"
+    # Also push the audit trail to Grafana Loki (http(s)://host:3100), batched in the
+    # background: a Loki outage never slows or fails a request.
+    loki_url: SecretStr = SecretStr("")
+    # Seconds between SIGTERM and closing the listening socket, while /readyz answers 503
+    # so that load balancers stop sending new requests; in-flight requests then finish
+    # (up to 30 s). Set it above the balancer's health-check interval times its failure
+    # threshold.
+    shutdown_drain: float = Field(default=0.0, ge=0.0, le=300.0)
     # Where `clients rotate-due` and `rotate-secret` hand new secrets:
     # "dir:/run/secrets/mcpward" (a 0600 file per client), "command:/usr/local/bin/push"
     # (secret on stdin), "aws-sm:mcpward/clients/{client_id}" (AWS Secrets Manager) or
@@ -274,6 +284,9 @@ class Settings(BaseSettings):
     def resolved_redis_url(self) -> str | None:
         return self.redis_url.get_secret_value() or None
 
+    def resolved_loki_url(self) -> str | None:
+        return self.loki_url.get_secret_value() or None
+
     def resolved_data_key(self) -> str:
         """The key-encryption key; the embedded default creates one on first use."""
         if self.data_key_file is not None:
@@ -306,7 +319,7 @@ class _SecretFreeToml(TomlConfigSettingsSource):
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
         leaked = ["data_key"] if "data_key" in data else []
-        for name in ("database_url", "redis_url"):
+        for name in ("database_url", "redis_url", "loki_url"):
             if _has_password(data.get(name)):
                 leaked.append(name)
         pages = data.get("pages")

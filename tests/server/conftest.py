@@ -97,6 +97,13 @@ async def running(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
 
 
 @pytest.fixture
+async def strict_running(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
+    """Strict RFC 9700 reuse detection: no retry window for refresh tokens."""
+    async for r in start(database_url, tmp_path, refresh_retry_window=0):
+        yield r
+
+
+@pytest.fixture
 async def sqlite_running(tmp_path: Path) -> AsyncIterator[Running]:
     async for r in start(f"sqlite+aiosqlite:///{tmp_path / 'mcpward.db'}", tmp_path):
         yield r

@@ -37,6 +37,7 @@ EventName = Literal[
     "code.issued",
     "code.replayed",
     "refresh.reuse_detected",
+    "refresh.retried",
     # DPoP (RFC 9449)
     "dpop.proof_rejected",
     "dpop.key_mismatch",
@@ -82,6 +83,8 @@ EVENTS: dict[EventName, str] = {
     "code.issued": "an authorization code was issued after sign-in and consent",
     "code.replayed": "a used authorization code was presented again; its grant was revoked",
     "refresh.reuse_detected": "a rotated refresh token was presented again; family revoked",
+    "refresh.retried": "a just-rotated refresh token presented again by its client within "
+    "the retry window: answered with the same successor and a new access token",
     "dpop.proof_rejected": "a token request's DPoP proof was refused (detail: which check)",
     "dpop.key_mismatch": "a DPoP-bound code or refresh token came without a proof of its key",
     "client.registered": "a client registered itself (RFC 7591)",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 
 from mcpward._clock import Clock, system_clock
-from mcpward.audit import AuditLog, sink_from_spec
+from mcpward.audit import AuditLog, AuditSink, sink_from_spec
 from mcpward.config import ClientMetadataDocuments, DPoPSettings, Settings
 from mcpward.dpop import NonceSource, ProofVerifier
 from mcpward.revocation import RevocationPublisher
@@ -67,7 +67,7 @@ async def assemble(
     verify: Verify = True,
 ) -> AuthorizationServer:
     lifetimes = settings.lifetimes
-    audit = audit or AuditLog([sink_from_spec(settings.audit_sink)], clock)
+    audit = audit or audit_log(settings, clock)
     shared = shared or open_shared_state(settings.resolved_redis_url(), clock)
     data_key = DataKey(settings.resolved_data_key())
     keys = KeyRing(
@@ -115,6 +115,7 @@ async def assemble(
         audit=audit,
         shared=shared,
         publisher=publisher if publisher is not None else shared.publisher,
+        successor_key=data_key.derived("refresh-token successor"),
         dpop=token_endpoint_proofs(
             settings.dpop, data_key, shared.replay, settings.issuer + "/token", clock
         ),
@@ -144,6 +145,18 @@ def token_endpoint_proofs(
         clock=clock,
     )
     return TokenEndpointProofs(verifier, replay, token_url)
+
+
+def audit_log(settings: Settings, clock: Clock = system_clock, sink: str | None = None) -> AuditLog:
+    """The audit trail to ``sink`` (default: the settings' ``audit_sink``) and, with
+    ``loki_url``, to Loki as well."""
+    sinks: list[AuditSink] = [sink_from_spec(sink or settings.audit_sink)]
+    loki = settings.resolved_loki_url()
+    if loki:
+        from mcpward.audit.loki import LokiSink
+
+        sinks.append(LokiSink(loki, labels={"service": "mcpward"}))
+    return AuditLog(sinks, clock)
 
 
 def safe_fetcher(config: ClientMetadataDocuments, verify: Verify = True) -> SafeFetcher:

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mcpward._clock import Clock, system_clock
+from mcpward._outage import OutageLog
 from mcpward.audit import AuditEvent, AuditLog, EventName, Outcome
 from mcpward.config import Settings
 from mcpward.revocation import Revocation, RevocationPublisher
 from mcpward.server._client_auth import ClientAuthenticator
+from mcpward.server._crypto import DataKey
 from mcpward.server._rfc9068 import IssuedAccessToken, mint_access_token
 from mcpward.server._rfc9449 import TokenEndpointProofs
 from mcpward.server.clients import ClientRegistry
@@ -70,6 +72,7 @@ class AuthorizationServer:
         audit: AuditLog,
         shared: SharedState,
         publisher: RevocationPublisher,
+        successor_key: DataKey,
         dpop: TokenEndpointProofs,
         clock: Clock = system_clock,
     ) -> None:
@@ -87,10 +90,15 @@ class AuthorizationServer:
         self.replay: ReplayCache = shared.replay
         # Where revocations go once committed: Redis, or this process's guard view.
         self.publisher = publisher
+        # Encrypts a rotated refresh token's successor for its retry window.
+        self.successor_key = successor_key
         # DPoP proofs of token requests (RFC 9449): checked, their jtis spent in `replay`.
         self.dpop = dpop
         self.clock = clock
         self.endpoints = Endpoints(settings.issuer)
+        # Storage failures are answered 503 each, and logged once per outage; the end of
+        # an outage is noticed by the next successful readiness check or maintenance run.
+        self.storage_outage = OutageLog("storage", log, "requests that need it answer 503")
 
     async def close(self) -> None:
         await self.store.close()
@@ -110,7 +118,9 @@ class AuthorizationServer:
                 await self.store.metadata_documents.purge_expired(now)
                 await self.store.sessions.purge_expired(now)
             except Exception as exc:  # keep serving; readiness reports storage trouble
-                log.warning("maintenance failed: %s", type(exc).__name__)
+                self.storage_outage.failed(type(exc).__name__)
+            else:
+                self.storage_outage.succeeded()
 
     # -- resources (RFC 8707) -------------------------------------------------------------
 

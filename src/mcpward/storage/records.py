@@ -106,6 +106,29 @@ class RefreshRecord:
     created_at: float
     expires_at: float
     used_at: float | None = None
+    # The token this one was rotated from (None for a family's first).
+    parent_hash: str | None = None
+    # Once spent: its successor, encrypted under a key derived from the data key, kept
+    # only until ``successor_until`` (the retry window) so that a retry gets the same one.
+    successor_enc: bytes | None = None
+    successor_until: float | None = None
+
+    def stored_successor(self, now: float) -> bytes | None:
+        """The encrypted successor, while the retry window is open."""
+        if self.successor_until is None or now > self.successor_until:
+            return None
+        return self.successor_enc
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What :meth:`~mcpward.storage.contracts.GrantStore.rotate_refresh` did."""
+
+    # This call spent the token and stored the successor it was given.
+    rotated: bool
+    # Not rotated: the successor an earlier rotation stored, if its window is still open
+    # and its family unrevoked (else None: the presentation is a reuse).
+    successor_enc: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
