@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from mcpward.audit import AuditLog, MemorySink
 from mcpward.compose.server import open_server
 from mcpward.config import Settings
 from mcpward.server import AuthorizationServer, create_app
+from mcpward.state import SharedState
 from mcpward.storage.records import AuthMethod, ClientRecord, GrantType, ResourceRecord
 from mcpward.storage.sql import SqlStore
 from tests.conftest import serve
@@ -70,13 +72,24 @@ class Running:
         return secret.secret if secret else None
 
 
-async def start(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
+async def start(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    shared: SharedState | None = None,
+    **settings_overrides: Any,
+) -> AsyncIterator[Running]:
+    """A server on ``database_url``; ``settings_overrides`` go to :class:`Settings`
+    (trusted issuers, workload rules, exchange policies ...)."""
     clock = FrozenClock()
     sink = MemorySink()
     settings = Settings(
-        issuer="http://127.0.0.1:8400", data_dir=tmp_path, database_url=database_url
+        issuer="http://127.0.0.1:8400",
+        data_dir=tmp_path,
+        database_url=database_url,
+        **settings_overrides,
     )
-    server = await open_server(settings, audit=AuditLog([sink], clock), clock=clock)
+    server = await open_server(settings, audit=AuditLog([sink], clock), clock=clock, shared=shared)
     await server.register_resource(ResourceRecord(uri=RESOURCE, name="Orders", scopes=SCOPES))
     await server.register_resource(
         ResourceRecord(uri=OTHER_RESOURCE, name="Other", scopes={"other.read": "Read other"})

@@ -37,6 +37,11 @@ EventName = Literal[
     "code.issued",
     "code.replayed",
     "refresh.reuse_detected",
+    # authorization server: JWT grants and token exchange
+    "token.issued_from_assertion",
+    "assertion.rejected",
+    "token.exchanged",
+    "exchange.refused",
     # clients
     "client.registered",
     "client.registration_rejected",
@@ -78,6 +83,19 @@ EVENTS: dict[EventName, str] = {
     "code.issued": "an authorization code was issued after sign-in and consent",
     "code.replayed": "a used authorization code was presented again; its grant was revoked",
     "refresh.reuse_detected": "a rotated refresh token was presented again; family revoked",
+    "token.issued_from_assertion": (
+        "an access token was issued for a JWT bearer assertion (ID-JAG or workload JWT); "
+        "names the grant type, profile, assertion issuer and jti, and the workload rule"
+    ),
+    "assertion.rejected": (
+        "a JWT bearer assertion or workload client assertion was refused; names the issuer "
+        "when trusted and the jti when the signature held"
+    ),
+    "token.exchanged": (
+        "a token exchange (RFC 8693) issued a downstream token; names the subject token's "
+        "jti and audience and the actor chain"
+    ),
+    "exchange.refused": "a token exchange was refused (policy, audience or scope)",
     "client.registered": "a client registered itself (RFC 7591)",
     "client.registration_rejected": "a registration request was refused",
     "client.metadata_document_rejected": "a Client ID Metadata Document was refused",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ def mint_access_token(
     lifetime: float,
     family_id: str | None = None,
     auth_time: float | None = None,
+    act: Mapping[str, Any] | None = None,
 ) -> IssuedAccessToken:
     signer = keys.signing_key()
     jti = new_id(16)
@@ -57,6 +59,8 @@ def mint_access_token(
         claims["sid"] = family_id
     if auth_time is not None:
         claims["auth_time"] = int(auth_time)
+    if act is not None:
+        claims["act"] = dict(act)
     header = {"alg": signer.alg, "typ": "at+jwt", "kid": signer.kid}
     return IssuedAccessToken(_sign_compact(header, claims, signer), jti, int(lifetime), scope)
 

@@ -8,15 +8,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mcpward._clock import Clock, system_clock
 from mcpward.audit import AuditEvent, AuditLog, EventName, Outcome
 from mcpward.config import Settings
 from mcpward.revocation import Revocation, RevocationPublisher
+from mcpward.server._assertions import AssertionVerifier
 from mcpward.server._client_auth import ClientAuthenticator
 from mcpward.server._rfc9068 import IssuedAccessToken, mint_access_token
+from mcpward.server._workload import WorkloadTrust
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.keys import KeyRing
 from mcpward.server.resources import ResourceRegistry
@@ -69,6 +72,8 @@ class AuthorizationServer:
         audit: AuditLog,
         shared: SharedState,
         publisher: RevocationPublisher,
+        assertion_verifier: AssertionVerifier,
+        workload: WorkloadTrust,
         clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
@@ -85,6 +90,9 @@ class AuthorizationServer:
         self.replay: ReplayCache = shared.replay
         # Where revocations go once committed: Redis, or this process's guard view.
         self.publisher = publisher
+        # JWT grants from trusted issuers (ID-JAGs, workload JWTs) and the workload rules.
+        self.assertion_verifier = assertion_verifier
+        self.workload = workload
         self.clock = clock
         self.endpoints = Endpoints(settings.issuer)
 
@@ -134,7 +142,11 @@ class AuthorizationServer:
         scope: str,
         family_id: str | None = None,
         auth_time: float | None = None,
+        lifetime: float | None = None,
+        act: Mapping[str, Any] | None = None,
     ) -> IssuedAccessToken:
+        """An access token; ``lifetime`` shortens the configured one (exchanged tokens),
+        ``act`` names who acts for the subject (RFC 8693 §4.1)."""
         return mint_access_token(
             self.keys,
             issuer=self.settings.issuer,
@@ -143,9 +155,12 @@ class AuthorizationServer:
             audience=resource,
             scope=scope,
             now=self.clock(),
-            lifetime=self.settings.lifetimes.access_token,
+            lifetime=min(lifetime, self.settings.lifetimes.access_token)
+            if lifetime is not None
+            else self.settings.lifetimes.access_token,
             family_id=family_id,
             auth_time=auth_time,
+            act=act,
         )
 
     # -- revocation -------------------------------------------------------------------------

@@ -57,9 +57,15 @@ def issue(
     family_id: str | None = None,
     auth_time: float | None = None,
     refresh_token: str | None = None,
+    lifetime: float | None = None,
+    act: Mapping[str, Any] | None = None,
+    detail: Mapping[str, str | int | float | bool | None] | None = None,
+    body_extra: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Mint the access token, write the audit event, and return the response body
-    (RFC 6749 §5.1; ``scope`` always, as it may differ from the request, §3.3)."""
+    (RFC 6749 §5.1; ``scope`` always, as it may differ from the request, §3.3).
+    ``detail`` adds identifiers to the audit event (grant type, assertion issuer and
+    jti, actor chain); ``body_extra`` adds response members (RFC 8693 §2.2.1)."""
     scope = _scopes.render(scopes)
     access = server.mint(
         subject=subject,
@@ -68,13 +74,15 @@ def issue(
         scope=scope,
         family_id=family_id,
         auth_time=auth_time,
+        lifetime=lifetime,
+        act=act,
     )
-    detail: dict[str, str | int | float | bool | None] = {}
+    audit_detail: dict[str, str | int | float | bool | None] = dict(detail or {})
     if family_id:
-        detail["family"] = family_id
+        audit_detail["family"] = family_id
     if requested and set(requested) != set(scopes):
         # Scope tokens are validated (RFC 6749 §3.3 syntax, known to the resource).
-        detail["requested_scope"] = _scopes.render(requested)
+        audit_detail["requested_scope"] = _scopes.render(requested)
     server.audit.emit(
         AuditEvent(
             event,
@@ -84,7 +92,7 @@ def issue(
             jti=access.jti,
             scopes=sorted(set(scopes)),
             audience=resource,
-            detail=detail,
+            detail=audit_detail,
         )
     )
     body: dict[str, Any] = {
@@ -95,4 +103,6 @@ def issue(
     }
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
+    if body_extra:
+        body.update(body_extra)
     return body
