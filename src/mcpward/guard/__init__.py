@@ -29,6 +29,12 @@ from mcpward.guard._discovery import (
     StaticKeys,
     discover,
 )
+from mcpward.guard._downstream import (
+    DownstreamTokenError,
+    DownstreamTokens,
+    ExchangeRefused,
+    ExchangeUnavailable,
+)
 from mcpward.guard._errors import (
     BadAuthorization,
     BadMessage,
@@ -151,6 +157,10 @@ __all__ = [
     "ByFormat",
     "CasbinPolicy",
     "ClaimMapping",
+    "DownstreamTokenError",
+    "DownstreamTokens",
+    "ExchangeRefused",
+    "ExchangeUnavailable",
     "FailureMode",
     "Guard",
     "GuardError",
