@@ -77,24 +77,28 @@ async def start(
     tmp_path: Path,
     *,
     shared: SharedState | None = None,
+    port: int | None = None,
     **settings_overrides: Any,
 ) -> AsyncIterator[Running]:
     """A server on ``database_url``; ``settings_overrides`` go to :class:`Settings`
-    (trusted issuers, workload rules, exchange policies ...)."""
+    (trusted issuers, workload rules, exchange policies ...). With ``port`` it serves
+    there (for an ``issuer`` that is its real URL)."""
     clock = FrozenClock()
     sink = MemorySink()
     settings = Settings(
-        issuer="http://127.0.0.1:8400",
-        data_dir=tmp_path,
-        database_url=database_url,
-        **settings_overrides,
+        **{
+            "issuer": "http://127.0.0.1:8400",
+            "data_dir": tmp_path,
+            "database_url": database_url,
+            **settings_overrides,
+        }
     )
     server = await open_server(settings, audit=AuditLog([sink], clock), clock=clock, shared=shared)
     await server.register_resource(ResourceRecord(uri=RESOURCE, name="Orders", scopes=SCOPES))
     await server.register_resource(
         ResourceRecord(uri=OTHER_RESOURCE, name="Other", scopes={"other.read": "Read other"})
     )
-    async with serve(create_app(server)) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serve(create_app(server), port) as url, httpx.AsyncClient(base_url=url) as http:
         yield Running(server, url, http, sink, clock)
     await server.close()
 

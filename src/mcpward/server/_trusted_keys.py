@@ -22,6 +22,7 @@ from mcpward._clock import Clock
 from mcpward._config_federation import TrustedIssuer
 from mcpward._hosts import is_loopback_host
 from mcpward.errors import ConfigError
+from mcpward.server._jwks_uri import JWKS_TYPES
 from mcpward.server._safe_fetch import FetchRefused, SafeFetcher, shown
 from mcpward.server.errors import TemporarilyUnavailable
 
@@ -114,7 +115,9 @@ class IssuerKeys:
             self._fetched_at = now
             try:
                 jwks_uri = self._jwks_uri or await self._discover()
-                fetched = await self._fetcher.fetch_json(jwks_uri, max_bytes=MAX_DOCUMENT)
+                fetched = await self._fetcher.fetch_json(
+                    jwks_uri, max_bytes=MAX_DOCUMENT, media_types=JWKS_TYPES
+                )
                 self._keys = public_key_set(fetched.body)
                 self._jwks_uri = jwks_uri
             except (FetchRefused, ValueError, JoseError) as exc:
