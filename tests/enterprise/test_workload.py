@@ -5,15 +5,16 @@ workload rule to a client, as the JWT bearer grant and as a client assertion."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.enterprise.conftest import WORKLOAD_SUBJECT, Enterprise
-from tests.enterprise.support import CLIENT_ASSERTION_TYPE, claims_of, jwt_bearer
-from tests.server.conftest import RESOURCE
+from tests.enterprise.conftest import WORKLOAD_SUBJECT, Enterprise, federation, provision
+from tests.enterprise.support import CLIENT_ASSERTION_TYPE, claims_of, jwt_bearer, serve_issuer
+from tests.server.conftest import RESOURCE, start
 
 ISSUER = "http://127.0.0.1:8400"
 
@@ -182,3 +183,41 @@ async def test_a_disabled_client_is_not_served_through_its_rule(enterprise: Ente
     assert response.json()["error_description"] == (
         "the client of workload rule backfill is unknown or disabled"
     )
+
+
+async def test_a_client_authenticated_by_its_workload_jwt_may_redeem_an_id_jag(
+    enterprise: Enterprise,
+) -> None:
+    """The workload JWT as client assertion authenticates; the grant's assertion (an
+    ID-JAG for that client) is judged as an ID-JAG, not skipped."""
+    e = enterprise
+    now = e.r.clock()
+    data = {
+        **jwt_bearer(e.idp.id_jag(now, client_id="backfill", scope="orders.read")),
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+        "client_assertion": e.platform.workload(now),
+    }
+    response = await e.r.http.post("/token", data=data)
+    assert response.status_code == 200, response.text
+    user = await e.r.server.store.users.by_upstream(e.idp.url, "employee-7")
+    assert user is not None
+    assert claims_of(response.json()["access_token"])["sub"] == user.id
+    wrong = {**data, "assertion": e.idp.id_jag(now, client_id="mcp-client")}
+    wrong["client_assertion"] = e.platform.workload(now)
+    refused = await e.r.http.post("/token", data=wrong)
+    assert refused.json()["error_description"] == "the ID-JAG was issued to another client"
+
+
+async def test_a_platform_without_single_use_tokens(tmp_path: Path) -> None:
+    """``single_use = false``: the same workload JWT serves every renewal until it
+    expires (a platform that reuses its tokens until they rotate)."""
+    async with serve_issuer() as idp, serve_issuer() as platform:
+        config = federation(idp, platform)
+        config["trusted_issuers"][1]["single_use"] = False
+        url = f"sqlite+aiosqlite:///{tmp_path / 'reuse.db'}"
+        async for r in start(url, tmp_path, **config):
+            e = Enterprise(r, idp, platform, await provision(r))
+            assertion = platform.workload(r.clock(), jti=None)
+            for _ in range(3):
+                response = await grant(e, assertion)
+                assert response.status_code == 200, response.text

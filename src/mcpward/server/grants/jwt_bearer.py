@@ -36,8 +36,10 @@ class JwtBearer:
         token = request.form.get("assertion")
         if not token:
             raise InvalidRequest("assertion is required")
-        if authenticated.workload is not None:
-            # The workload JWT authenticated the client; it was verified and spent then.
+        if authenticated.workload is not None and "client_assertion" not in request.form:
+            # This very assertion, a workload JWT, authenticated the client: it was
+            # verified and spent then. (A workload client assertion is only the client's
+            # authentication; the grant's assertion is judged below.)
             return _workload_token(server, request, authenticated.workload)
         try:
             profile = peek(token).profile
