@@ -21,16 +21,18 @@ SHARED = {"errors", "_clock", "_secrets", "_asgi", "config", "_config_federation
 ALLOWED: dict[str, set[str]] = {
     "storage": set(),
     "audit": set(),
+    # DPoP proofs (RFC 9449): checked by server and guards, made by the client.
+    "dpop": set(),
     "revocation": {"storage"},
     "state": {"revocation", "storage"},
-    "server": {"storage", "revocation", "state", "audit"},
-    "guard": {"revocation", "state", "audit", "storage"},
-    "client": {"audit"},
-    "compose": {"server", "storage", "revocation", "state", "audit", "guard", "demo"},
+    "server": {"storage", "revocation", "state", "audit", "dpop"},
+    "guard": {"revocation", "state", "audit", "storage", "dpop"},
+    "client": {"audit", "dpop"},
+    "compose": {"server", "storage", "revocation", "state", "audit", "guard", "demo", "dpop"},
     "demo": {"guard", "server", "storage", "revocation", "state", "audit"},
     "testing": {"compose", "server", "guard", "storage", "revocation", "state", "audit"},
     "cli": {"compose", "server", "guard", "client", "storage", "revocation", "state", "audit"}
-    | {"demo"},
+    | {"demo", "dpop"},
     "__main__": {"cli"},
 }
 MAX_LINES = 400

@@ -68,6 +68,28 @@ class ClientMetadataDocuments(BaseModel):
     allow_http: bool = False
 
 
+DPoPAlgorithm = Literal["ES256", "ES384", "EdDSA", "RS256", "PS256"]
+DPOP_ALGORITHMS: tuple[DPoPAlgorithm, ...] = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
+
+
+class DPoPSettings(BaseModel):
+    """Sender-constrained tokens (RFC 9449) at the token endpoint."""
+
+    # Accept DPoP proofs and issue key-bound tokens; advertised in the metadata.
+    enabled: bool = True
+    algorithms: list[DPoPAlgorithm] = Field(
+        default_factory=lambda: list(DPOP_ALGORITHMS), min_length=1
+    )
+    # A proof is accepted for this long after its iat, plus leeway for clock skew.
+    proof_max_age: float = Field(default=60.0, gt=0)
+    proof_leeway: float = Field(default=30.0, ge=0)
+    # Answer proofs without a server nonce with use_dpop_nonce (RFC 9449 §8). Nonces are
+    # derived from the data key and the time, so every replica agrees without storage.
+    require_nonce: bool = False
+    # A nonce is valid in its own step and the next: between 1 and 2 steps.
+    nonce_step: float = Field(default=120.0, gt=0)
+
+
 class LoginLimits(BaseModel):
     """Failed sign-ins allowed before the account (or the address) must wait."""
 
@@ -184,6 +206,7 @@ class Settings(BaseSettings):
     # Let a refresh request that re-presents a just-rotated token within this many seconds
     # fail without revoking the family (0 = strict RFC 9700 reuse detection).
     refresh_reuse_grace: float = 0.0
+    dpop: DPoPSettings = Field(default_factory=DPoPSettings)
 
     client_metadata_documents: ClientMetadataDocuments = Field(
         default_factory=ClientMetadataDocuments

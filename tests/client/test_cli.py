@@ -114,3 +114,45 @@ async def test_token_as_an_agent(stack: Stack, tmp_path: Path) -> None:
     assert code == 0, err
     assert out.strip().count(".") == 2
     assert AGENT_SECRET not in out + err
+
+
+AGENT = ("--client-id", "agent-basic", "--client-secret-env", "AGENT_SECRET")
+INITIALIZE = (
+    '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+    '"capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
+)
+MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+async def test_a_dpop_bound_token_for_scripts(stack: Stack, tmp_path: Path) -> None:
+    """oidc-provider binds the agent's token to its DPoP key: `token` says so, `--proof`
+    prints the two headers one request needs (good once), `curl` makes the requests."""
+    import httpx
+
+    code, out, err = await mcpward(tmp_path, "token", stack.mcp_url, *AGENT)
+    assert code == 0, err
+    assert "DPoP-bound" in err and out.strip().count(".") == 2
+
+    code, out, err = await mcpward(
+        tmp_path, "token", stack.mcp_url, *AGENT, "--proof", "post", stack.mcp_url
+    )
+    assert code == 0, err
+    lines = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert lines["Authorization"].startswith("DPoP ") and lines["DPoP"].count(".") == 2
+    headers = {**MCP_HEADERS, **lines}
+    async with httpx.AsyncClient() as http:
+        first = await http.post(stack.mcp_url, content=INITIALIZE, headers=headers)
+        assert first.status_code == 200, first.text
+        again = await http.post(stack.mcp_url, content=INITIALIZE, headers=headers)
+        assert again.status_code == 401  # the proof was spent
+        assert 'DPoP error="invalid_dpop_proof"' in again.headers["www-authenticate"]
+
+    header_args = [arg for name, value in MCP_HEADERS.items() for arg in ("-H", f"{name}: {value}")]
+    for _ in range(2):  # a fresh proof each time
+        code, out, err = await mcpward(
+            tmp_path, "curl", stack.mcp_url, *AGENT, *header_args, "-d", INITIALIZE
+        )
+        assert code == 0, err
+        assert '"protocolVersion"' in out
+    code, _, err = await mcpward(tmp_path, "curl", stack.mcp_url, *header_args, "-d", INITIALIZE)
+    assert code == 1 and "mcpward login" in err  # as a person: no session yet

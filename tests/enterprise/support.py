@@ -10,7 +10,9 @@ server's joserfc): the negative matrices need assertions no real IdP would sign 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -137,6 +139,17 @@ async def serve_issuer() -> AsyncIterator[Issuer]:
     )
     async with serve(app, port):
         yield issuer
+
+
+def dpop_proof(key: ec.EllipticCurvePrivateKey, htu: str, htm: str = "POST") -> tuple[str, str]:
+    """A DPoP proof (RFC 9449 §4.2) signed with PyJWT, and its key's RFC 7638 thumbprint."""
+    jwk = public_jwk(key, "")
+    public = {name: jwk[name] for name in ("crv", "kty", "x", "y")}
+    canonical = json.dumps(public, separators=(",", ":"), sort_keys=True).encode()
+    jkt = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+    claims = {"jti": uuid.uuid4().hex, "htm": htm, "htu": htu, "iat": int(time.time())}
+    header = {"typ": "dpop+jwt", "jwk": public}
+    return jwt.encode(claims, key, algorithm="ES256", headers=header), jkt
 
 
 def claims_of(token: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.enterprise.conftest import Enterprise
-from tests.enterprise.support import claims_of, jwt_bearer
+from tests.enterprise.support import claims_of, dpop_proof, jwt_bearer
 from tests.server.conftest import RESOURCE
 
 ISSUER = "http://127.0.0.1:8400"
@@ -274,3 +274,50 @@ async def test_metadata_advertises_the_grant_and_the_id_jag_profile(enterprise: 
     assert doc["authorization_grant_profiles_supported"] == [
         "urn:ietf:params:oauth:grant-profile:id-jag"
     ]
+
+
+async def test_a_key_bound_id_jag_needs_a_dpop_proof_of_that_key(enterprise: Enterprise) -> None:
+    """draft-ietf-oauth-identity-assertion-authz-grant §7.4: ``cnf.jkt`` in the ID-JAG and
+    a DPoP proof of that key: a DPoP-bound token; a proof of another key, or none:
+    ``invalid_grant``."""
+    e = enterprise
+    key = ec.generate_private_key(ec.SECP256R1())
+    proof, jkt = dpop_proof(key, ISSUER + "/token")
+    bound = e.idp.id_jag(e.r.clock(), cnf={"jkt": jkt})
+    ok = await e.r.http.post(
+        "/token", data=jwt_bearer(bound), auth=e.basic("mcp-client"), headers={"DPoP": proof}
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["token_type"] == "DPoP"
+    assert claims_of(ok.json()["access_token"])["cnf"] == {"jkt": jkt}
+
+    thief, _ = dpop_proof(_other_key(), ISSUER + "/token")
+    stolen = e.idp.id_jag(e.r.clock(), cnf={"jkt": jkt})
+    refused = await e.r.http.post(
+        "/token", data=jwt_bearer(stolen), auth=e.basic("mcp-client"), headers={"DPoP": thief}
+    )
+    assert refused.status_code == 400 and refused.json() == {
+        "error": "invalid_grant",
+        "error_description": "the ID-JAG is bound to a DPoP key this request does not prove",
+    }
+    # The refused request did not spend the ID-JAG: its holder still redeems it.
+    holder, _ = dpop_proof(key, ISSUER + "/token")
+    again = await e.r.http.post(
+        "/token", data=jwt_bearer(stolen), auth=e.basic("mcp-client"), headers={"DPoP": holder}
+    )
+    assert again.status_code == 200, again.text
+
+
+async def test_an_unbound_id_jag_with_a_dpop_proof_gets_a_bound_token(
+    enterprise: Enterprise,
+) -> None:
+    e = enterprise
+    proof, jkt = dpop_proof(_other_key(), ISSUER + "/token")
+    response = await e.r.http.post(
+        "/token",
+        data=jwt_bearer(e.idp.id_jag(e.r.clock())),
+        auth=e.basic("mcp-client"),
+        headers={"DPoP": proof},
+    )
+    assert response.status_code == 200 and response.json()["token_type"] == "DPoP"
+    assert claims_of(response.json()["access_token"])["cnf"] == {"jkt": jkt}

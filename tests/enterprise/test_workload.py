@@ -97,6 +97,11 @@ NEGATIVE: dict[str, tuple[dict[str, Any], int, str]] = {
     "issuer trusted only for ID-JAGs": ({"idp": True}, 400, "invalid_grant"),
     "bad signature": ({"foreign_key": True}, 400, "invalid_grant"),
     "no jti": ({"jti": None}, 400, "invalid_grant"),
+    "key-bound (cnf)": (
+        {"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}},
+        400,
+        "invalid_grant",
+    ),
     "subject matches no rule": ({"sub": "system:serviceaccount:batch:other"}, 400, "invalid_grant"),
     "claim differs": ({"namespace": "prod"}, 400, "invalid_grant"),
     "claim missing": ({"namespace": None}, 400, "invalid_grant"),

@@ -55,6 +55,7 @@ class Running:
         redirect_uris: tuple[str, ...] = (),
         jwks: dict[str, object] | None = None,
         introspects: str | None = None,
+        dpop_bound: bool = False,
     ) -> str | None:
         secret = await self.server.clients.create(
             ClientRecord(
@@ -67,6 +68,7 @@ class Running:
                 allowed_scope=allowed_scope,
                 jwks=jwks,
                 introspects_resource=introspects,
+                dpop_bound_access_tokens=dpop_bound,
             )
         )
         return secret.secret if secret else None

@@ -120,3 +120,14 @@ def test_plain_http_issuer_refused_off_loopback(env: dict[str, str]) -> None:
         {**env, "MCPWARD_ISSUER": "http://auth.example.com"}, "clients", "list", ok=False
     )
     assert proc.returncode != 0 and "https" in proc.stderr
+
+
+def test_a_client_created_with_dpop_must_send_proofs(env: dict[str, str]) -> None:
+    mcpward(env, "resources", "add", RESOURCE, "--scope", "orders.read=Read orders")
+    created = mcpward(
+        env, "clients", "create", "strict", "--scope", "orders.read", "--dpop", "--json"
+    )
+    assert created["dpop_bound_access_tokens"] is True
+    assert mcpward(env, "clients", "show", "strict", "--json")["dpop_bound_access_tokens"]
+    plain = mcpward(env, "clients", "create", "relaxed", "--scope", "orders.read", "--json")
+    assert plain["dpop_bound_access_tokens"] is False

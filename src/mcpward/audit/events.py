@@ -42,6 +42,9 @@ EventName = Literal[
     "assertion.rejected",
     "token.exchanged",
     "exchange.refused",
+    # DPoP (RFC 9449)
+    "dpop.proof_rejected",
+    "dpop.key_mismatch",
     # clients
     "client.registered",
     "client.registration_rejected",
@@ -96,6 +99,8 @@ EVENTS: dict[EventName, str] = {
         "jti and audience and the actor chain"
     ),
     "exchange.refused": "a token exchange was refused (policy, audience or scope)",
+    "dpop.proof_rejected": "a token request's DPoP proof was refused (detail: which check)",
+    "dpop.key_mismatch": "a DPoP-bound code or refresh token came without a proof of its key",
     "client.registered": "a client registered itself (RFC 7591)",
     "client.registration_rejected": "a registration request was refused",
     "client.metadata_document_rejected": "a Client ID Metadata Document was refused",

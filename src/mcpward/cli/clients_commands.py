@@ -39,6 +39,7 @@ def _client_dict(c: ClientRecord) -> dict[str, Any]:
         "redirect_uris": list(c.redirect_uris),
         "application_type": c.application_type,
         "allowed_scope": c.allowed_scope,
+        "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "created_at": c.created_at,
         "disabled_at": c.disabled_at,
     }
@@ -80,6 +81,11 @@ def clients() -> None:
 @click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--jwks-uri", default=None)
 @click.option("--introspects", default=None, help="Resource URI this client may introspect for.")
+@click.option(
+    "--dpop",
+    is_flag=True,
+    help="Refuse this client's token requests without a DPoP proof (dpop_bound_access_tokens).",
+)
 @json_option
 def clients_create(
     client_id: str,
@@ -92,6 +98,7 @@ def clients_create(
     jwks_file: Path | None,
     jwks_uri: str | None,
     introspects: str | None,
+    dpop: bool,
     as_json: bool,
 ) -> None:
     """Pre-register a client. Secrets are printed once."""
@@ -117,6 +124,7 @@ def clients_create(
         jwks=json.loads(jwks_file.read_text()) if jwks_file else None,
         jwks_uri=jwks_uri,
         introspects_resource=introspects,
+        dpop_bound_access_tokens=dpop,
     )
 
     async def go(server: AuthorizationServer) -> tuple[ClientRecord, NewSecret | None]:

@@ -10,6 +10,7 @@ Both classes are `httpx.Auth` and `httpx2.Auth` (the mcp SDK's HTTP client), asy
 from mcpward.client._agent import AgentAuth
 from mcpward.client._authorization_code import AuthorizeHandler
 from mcpward.client._discovery import Discovery, ResourceMetadata, ServerMetadata, discover
+from mcpward.client._dpop import request_headers
 from mcpward.client._enterprise import EnterpriseAuth
 from mcpward.client._human import HumanAuth, SessionInfo
 from mcpward.client._pkce import Pkce, code_challenge
@@ -91,6 +92,7 @@ __all__ = [
     "default_store",
     "discover",
     "open_browser",
+    "request_headers",
 ]
 
 

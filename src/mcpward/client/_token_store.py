@@ -1,7 +1,8 @@
 """Where a signed-in session survives the process: the OS keychain, else a private file.
 
 What is stored per MCP server and authorization server (`session_key`): the client
-registration and the refresh token. Access tokens are never stored; they live in memory only.
+registration, the refresh token and, with DPoP, the private key the refresh token is bound
+to (RFC 9449 §5). Access tokens are never stored; they live in memory only.
 Client credentials belong to one authorization server (MCP 2026-07-28, SEP-2352), so a server
 that moves to another one gets a session of its own rather than the old one's credentials.
 
@@ -44,6 +45,8 @@ class StoredSession:
     registration: Registration
     refresh_token: str | None = field(default=None, repr=False)
     scope: str | None = None
+    # The session's DPoP key as a private JWK (``mcpward.dpop.ProofKey.private_jwk``).
+    dpop_key: dict[str, str] | None = field(default=None, repr=False)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -52,6 +55,7 @@ class StoredSession:
                 "registration": self.registration.to_json(),
                 "refresh_token": self.refresh_token,
                 "scope": self.scope,
+                "dpop_key": self.dpop_key,
             }
         )
 
@@ -63,6 +67,7 @@ class StoredSession:
             registration=Registration.from_json(data["registration"]),
             refresh_token=data.get("refresh_token"),
             scope=data.get("scope"),
+            dpop_key=data.get("dpop_key"),
         )
 
 
@@ -231,6 +236,22 @@ class OffLoopStore:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.store.delete, key)
+
+    async def load_or_adopt(
+        self, key: str, legacy_key: str, issuer: str | None
+    ) -> StoredSession | None:
+        """The session at ``key``. Releases before SEP-2352 keyed a session by the MCP
+        server's URL alone (``legacy_key``): take it over if it belongs to this very
+        ``issuer``, and leave it otherwise."""
+        stored = await self.load(key)
+        if stored is not None or issuer is None:
+            return stored
+        legacy = await self.load(legacy_key)
+        if legacy is None or legacy.registration.issuer != issuer:
+            return None
+        await self.save(key, legacy)
+        await self.delete(legacy_key)
+        return legacy
 
 
 @contextlib.asynccontextmanager

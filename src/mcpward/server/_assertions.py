@@ -85,6 +85,13 @@ class VerifiedAssertion:
     def expires_at(self) -> float:
         return float(self.claims["exp"])
 
+    @property
+    def jkt(self) -> str | None:
+        """The DPoP key thumbprint the assertion is bound to (``cnf.jkt``), if any."""
+        cnf = self.claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+        return jkt if isinstance(jkt, str) else None
+
     def rejected(self, reason: str, description: str) -> AssertionRejected:
         return AssertionRejected(reason, description, issuer=self.iss, jti=self.jti)
 
@@ -200,13 +207,17 @@ class AssertionVerifier:
             raise assertion.rejected("bad_jti", "the assertion's jti is not a short string")
         if jti is None and (profile == "id-jag" or config.single_use):
             raise assertion.rejected("no_jti", "the assertion has no jti")
-        if "cnf" in claims:
-            # draft-ietf-oauth-identity-assertion-authz-grant §7.4: a cnf-bound grant needs
-            # a matching DPoP proof, which this server cannot check (no DPoP support yet).
+        cnf = claims.get("cnf")
+        if cnf is not None and profile == "workload":
+            # A key-bound workload credential (a WIMSE workload identity token) proves its
+            # key in its own way, which this server does not check: refuse it.
             raise assertion.rejected(
                 "cnf_unverifiable",
-                "the assertion is bound to a key (cnf); proof of possession is not supported",
+                "the workload JWT is bound to a key (cnf) this server cannot check",
             )
+        if cnf is not None and not (isinstance(cnf, Mapping) and isinstance(cnf.get("jkt"), str)):
+            # An ID-JAG's binding is a DPoP key's thumbprint (draft §7.4.1); nothing else.
+            raise assertion.rejected("bad_cnf", "the ID-JAG's cnf names no DPoP key (jkt)")
 
     async def first_use(self, replay: ReplayCache, assertion: VerifiedAssertion) -> None:
         """Spend the assertion's ``jti`` (RFC 7523 §3 item 7), across replicas when the

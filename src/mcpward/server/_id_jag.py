@@ -5,7 +5,8 @@ consent page: the IdP decided.
 
 On top of the shared checks (``_assertions``): ``typ`` exactly ``oauth-id-jag+jwt``;
 ``aud`` exactly this server's issuer (a one-element array allowed); ``client_id`` the
-authenticated, confidential client; the token audience from the ID-JAG's ``resource``
+authenticated, confidential client; a ``cnf``-bound ID-JAG redeemed only with a DPoP
+proof of that key (draft §7.4); the token audience from the ID-JAG's ``resource``
 (a request may only choose among them); scopes = requested ∩ ID-JAG ∩ what the client
 may have; the person resolved to a local user linked to (``iss``, ``sub``).
 """
@@ -44,14 +45,21 @@ async def redeem(
     *,
     resources: Sequence[str],
     scope: str | None,
+    jkt: str | None,
 ) -> IdJagGrant:
     """What the ID-JAG grants this client; its ``jti`` is spent last, so a refused
-    request does not burn it."""
+    request does not burn it. ``jkt``: the key the request's DPoP proof proved."""
     client = authenticated.client
     if single_audience(assertion.claims) != server.settings.issuer:
         raise assertion.rejected("audience", "the ID-JAG's aud must be exactly this issuer")
     if assertion.claims.get("client_id") != client.client_id:
         raise assertion.rejected("client_id", "the ID-JAG was issued to another client")
+    if assertion.jkt is not None and assertion.jkt != jkt:
+        # draft §7.4.1/§7.4.2: a bound ID-JAG needs a DPoP proof of that very key.
+        raise assertion.rejected(
+            "cnf_mismatch" if jkt else "cnf_without_proof",
+            "the ID-JAG is bound to a DPoP key this request does not prove",
+        )
     resource = _resource(server, assertion, resources)
     requested = _scopes.parse(scope)
     granted = _scopes.grantable(requested, resource, client.allowed_scope)

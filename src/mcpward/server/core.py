@@ -19,6 +19,7 @@ from mcpward.revocation import Revocation, RevocationPublisher
 from mcpward.server._assertions import AssertionVerifier
 from mcpward.server._client_auth import ClientAuthenticator
 from mcpward.server._rfc9068 import IssuedAccessToken, mint_access_token
+from mcpward.server._rfc9449 import TokenEndpointProofs
 from mcpward.server._workload import WorkloadTrust
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.keys import KeyRing
@@ -72,6 +73,7 @@ class AuthorizationServer:
         audit: AuditLog,
         shared: SharedState,
         publisher: RevocationPublisher,
+        dpop: TokenEndpointProofs,
         assertion_verifier: AssertionVerifier,
         workload: WorkloadTrust,
         clock: Clock = system_clock,
@@ -90,6 +92,8 @@ class AuthorizationServer:
         self.replay: ReplayCache = shared.replay
         # Where revocations go once committed: Redis, or this process's guard view.
         self.publisher = publisher
+        # DPoP proofs of token requests (RFC 9449): checked, their jtis spent in `replay`.
+        self.dpop = dpop
         # JWT grants from trusted issuers (ID-JAGs, workload JWTs) and the workload rules.
         self.assertion_verifier = assertion_verifier
         self.workload = workload
@@ -142,11 +146,13 @@ class AuthorizationServer:
         scope: str,
         family_id: str | None = None,
         auth_time: float | None = None,
+        jkt: str | None = None,
         lifetime: float | None = None,
         act: Mapping[str, Any] | None = None,
     ) -> IssuedAccessToken:
-        """An access token; ``lifetime`` shortens the configured one (exchanged tokens),
-        ``act`` names who acts for the subject (RFC 8693 §4.1)."""
+        """An access token; with ``jkt``, bound to that DPoP key (``cnf.jkt``);
+        ``lifetime`` shortens the configured one (exchanged tokens), ``act`` names who
+        acts for the subject (RFC 8693 §4.1)."""
         return mint_access_token(
             self.keys,
             issuer=self.settings.issuer,
@@ -160,6 +166,7 @@ class AuthorizationServer:
             else self.settings.lifetimes.access_token,
             family_id=family_id,
             auth_time=auth_time,
+            jkt=jkt,
             act=act,
         )
 

@@ -39,5 +39,6 @@ class ClientCredentials:
             resource=resource.uri,
             scopes=granted,
             requested=requested,
+            jkt=request.jkt,
             detail=workload.audit_detail() if workload is not None else None,
         )

@@ -65,6 +65,7 @@ async def _id_jag_token(
             authenticated,
             resources=request.resources,
             scope=request.form.get("scope"),
+            jkt=request.jkt,
         )
     except AssertionRejected as rejected:
         _refuse(server, request, rejected, "id-jag")
@@ -88,6 +89,8 @@ async def _id_jag_token(
         scopes=grant.scopes,
         requested=grant.requested,
         auth_time=float(auth_time) if isinstance(auth_time, int | float) else None,
+        # With a DPoP proof the token is bound to its key (a cnf-bound ID-JAG's key).
+        jkt=request.jkt,
         detail={
             "grant_type": JWT_BEARER,
             "profile": "id-jag",
@@ -120,6 +123,7 @@ def _workload_token(
         resource=resource.uri,
         scopes=granted,
         requested=requested,
+        jkt=request.jkt,
         detail={"grant_type": JWT_BEARER, **match.audit_detail()},
     )
 

@@ -129,6 +129,8 @@ def _exchange(
         auth_time=float(auth_time) if isinstance(auth_time, int | float) else None,
         lifetime=max(1.0, min(policy.lifetime, remaining)),
         act=act,
+        # Bound to the MCP server's DPoP key when it sent a proof.
+        jkt=request.jkt,
         detail={
             "grant_type": TOKEN_EXCHANGE,
             "subject_jti": str(claims["jti"]),
