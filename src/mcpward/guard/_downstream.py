@@ -212,8 +212,10 @@ def _caller(source: Any) -> tuple[Identity, str]:
         raise DownstreamTokenError("no request verified by the mcpward guard: no caller")
     values = [v for k, v in scope.get("headers", ()) if k == b"authorization"]
     scheme, _, token = bytes(values[0]).decode("latin-1").partition(" ") if values else ("", "", "")
-    if len(values) != 1 or scheme.lower() != "bearer" or not token.strip():
-        raise DownstreamTokenError("the request carries no bearer token to exchange")
+    # A DPoP-bound token (RFC 9449) is exchanged too: the guard verified its proof, and
+    # the authorization server judges the subject token, not who holds its key.
+    if len(values) != 1 or scheme.lower() not in ("bearer", "dpop") or not token.strip():
+        raise DownstreamTokenError("the request carries no access token to exchange")
     return identity, token.strip()
 
 
