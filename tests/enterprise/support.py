@@ -141,13 +141,24 @@ async def serve_issuer() -> AsyncIterator[Issuer]:
         yield issuer
 
 
-def dpop_proof(key: ec.EllipticCurvePrivateKey, htu: str, htm: str = "POST") -> tuple[str, str]:
-    """A DPoP proof (RFC 9449 §4.2) signed with PyJWT, and its key's RFC 7638 thumbprint."""
+def dpop_proof(
+    key: ec.EllipticCurvePrivateKey, htu: str, htm: str = "POST", access_token: str | None = None
+) -> tuple[str, str]:
+    """A DPoP proof (RFC 9449 §4.2) signed with PyJWT, and its key's RFC 7638 thumbprint;
+    with ``access_token``, its hash as ``ath`` (§4.3, for a resource)."""
     jwk = public_jwk(key, "")
     public = {name: jwk[name] for name in ("crv", "kty", "x", "y")}
     canonical = json.dumps(public, separators=(",", ":"), sort_keys=True).encode()
     jkt = base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
-    claims = {"jti": uuid.uuid4().hex, "htm": htm, "htu": htu, "iat": int(time.time())}
+    claims: dict[str, Any] = {
+        "jti": uuid.uuid4().hex,
+        "htm": htm,
+        "htu": htu,
+        "iat": int(time.time()),
+    }
+    if access_token is not None:
+        digest = hashlib.sha256(access_token.encode()).digest()
+        claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     header = {"typ": "dpop+jwt", "jwk": public}
     return jwt.encode(claims, key, algorithm="ES256", headers=header), jkt
 

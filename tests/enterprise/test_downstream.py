@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
@@ -42,7 +43,7 @@ from mcpward.guard import (
 )
 from tests.conftest import serve
 from tests.enterprise.conftest import DOWNSTREAM, Enterprise
-from tests.enterprise.support import claims_of
+from tests.enterprise.support import claims_of, dpop_proof
 from tests.guard.support import bearer_client
 from tests.server.conftest import RESOURCE
 from tests.server.support import code_flow, public_client
@@ -326,3 +327,40 @@ async def test_one_exchange_for_concurrent_calls_and_a_new_one_near_expiry(
         await client.get(base + "/t")
         assert len(seen) == 2
     await http.aclose()
+
+
+async def test_a_dpop_bound_inbound_token_is_exchanged_too(enterprise: Enterprise) -> None:
+    """The caller holds a DPoP-bound token and proves its key to the guard; the MCP server
+    exchanges that token (it needs no proof of the caller's key to do so)."""
+    e = enterprise
+    key = ec.generate_private_key(ec.SECP256R1())
+    proof, jkt = dpop_proof(key, ISSUER + "/token")
+    bound = await e.r.http.post(
+        "/token",
+        data={"grant_type": "client_credentials", "resource": RESOURCE},
+        auth=e.basic("orders-mcp"),
+        headers={"DPoP": proof},
+    )
+    inbound = bound.json()["access_token"]
+    assert claims_of(inbound)["cnf"] == {"jkt": jkt}
+    tokens = DownstreamTokens(
+        token_endpoint=e.r.url + "/token",
+        client_id="orders-mcp",
+        client_secret=e.secrets["orders-mcp"],
+    )
+
+    async def endpoint(request: Request) -> JSONResponse:
+        token = await tokens.token_for(request, DOWNSTREAM)
+        return JSONResponse({"aud": claims_of(token)["aud"]})
+
+    keys = LocalKeys(e.r.server.keys.public_key)
+    guard = make_guard(issuer=ISSUER, resource=RESOURCE, manifest=Manifest(name="t"), keys=keys)
+    app = protect(Starlette(routes=[Route("/t", endpoint)]), guard)
+    async with serve(app) as base, httpx.AsyncClient() as http:
+        at_resource, _ = dpop_proof(key, "http://127.0.0.1:8400/t", "GET", inbound)
+        answer = await http.get(
+            base + "/t", headers={"authorization": f"DPoP {inbound}", "dpop": at_resource}
+        )
+    await tokens.aclose()
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"aud": DOWNSTREAM}
