@@ -23,16 +23,17 @@ ALLOWED: dict[str, set[str]] = {
     "audit": set(),
     # DPoP proofs (RFC 9449): checked by server and guards, made by the client.
     "dpop": set(),
+    "_secret_stores": set(),  # boto3 and hvac adapters: server sinks and client stores
     "revocation": {"storage"},
     "state": {"revocation", "storage"},
-    "server": {"storage", "revocation", "state", "audit", "dpop"},
+    "server": {"storage", "revocation", "state", "audit", "dpop", "_secret_stores"},
     "guard": {"revocation", "state", "audit", "storage", "dpop"},
-    "client": {"audit", "dpop"},
+    "client": {"audit", "dpop", "_secret_stores"},
     "compose": {"server", "storage", "revocation", "state", "audit", "guard", "demo", "dpop"},
     "demo": {"guard", "server", "storage", "revocation", "state", "audit"},
     "testing": {"compose", "server", "guard", "storage", "revocation", "state", "audit"},
     "cli": {"compose", "server", "guard", "client", "storage", "revocation", "state", "audit"}
-    | {"demo", "dpop"},
+    | {"demo", "dpop", "_secret_stores"},
     "__main__": {"cli"},
 }
 MAX_LINES = 400

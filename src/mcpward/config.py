@@ -230,8 +230,10 @@ class Settings(BaseSettings):
     token_exchange: list[ExchangePolicy] = Field(default_factory=list)
 
     audit_sink: str = "stdout"
-    # Where `clients rotate-due` hands new secrets: "dir:/run/secrets/mcpward" (a 0600
-    # file per client) or "command:/usr/local/bin/push-secret" (secret on stdin).
+    # Where `clients rotate-due` and `rotate-secret` hand new secrets:
+    # "dir:/run/secrets/mcpward" (a 0600 file per client), "command:/usr/local/bin/push"
+    # (secret on stdin), "aws-sm:mcpward/clients/{client_id}" (AWS Secrets Manager) or
+    # "vault:secret/mcpward/clients/{client_id}" (Vault KV v2, mount "secret").
     secret_sink: str | None = None
 
     @classmethod

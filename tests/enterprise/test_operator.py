@@ -27,7 +27,9 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_the_readme_sections_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = re.findall(r"```toml\n(.*?)```", README, flags=re.S)[1:]
+    start = README.index("## Enterprise and workload identity")
+    section = README[start : README.index("\n## ", start)]
+    blocks = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
     config = tmp_path / "mcpward.toml"
     config.write_text("\n".join(blocks))
     monkeypatch.setenv("MCPWARD_CONFIG", str(config))

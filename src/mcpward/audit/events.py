@@ -51,6 +51,7 @@ EventName = Literal[
     "client.metadata_document_rejected",
     "client.authentication_failed",
     "client.secret_rotated",
+    "client.secret_delivery_failed",
     "client.disabled",
     "key.rotated",
     # people: sign-in pages and the users CLI
@@ -106,6 +107,8 @@ EVENTS: dict[EventName, str] = {
     "client.metadata_document_rejected": "a Client ID Metadata Document was refused",
     "client.authentication_failed": "client authentication failed at a token endpoint",
     "client.secret_rotated": "a client secret was rotated",
+    "client.secret_delivery_failed": "a rotated secret is committed but not yet current in "
+    "the secret store; the next rotate-due finishes it",
     "client.disabled": "a client was disabled and its tokens revoked",
     "key.rotated": "a new signing key was added",
     "authorize.rejected": "an authorization request was refused before any page",
