@@ -15,8 +15,18 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mcpward"
 
 # What each package may import from mcpward (module-level and function-level imports
 # alike: a function-local import does not make a dependency go away). The modules at the
-# top (errors, _clock, _secrets, _asgi, _outage, config) are shared vocabulary.
-SHARED = {"errors", "_clock", "_secrets", "_asgi", "_outage", "config"}
+# top (errors, _clock, _secrets, _asgi, _outage, config and the two modules it is made of,
+# _config_federation and _hosts) are shared vocabulary.
+SHARED = {
+    "errors",
+    "_clock",
+    "_secrets",
+    "_asgi",
+    "_outage",
+    "config",
+    "_config_federation",
+    "_hosts",
+}
 ALLOWED: dict[str, set[str]] = {
     "storage": set(),
     "audit": set(),

@@ -7,7 +7,6 @@ never printed back (``SecretStr``).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import secrets
@@ -30,6 +29,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mcpward._config_federation import ExchangePolicy, Federation, TrustedIssuer, WorkloadRule
+from mcpward._hosts import is_loopback_host
 from mcpward.errors import ConfigError
 
 CONFIG_ENV = "MCPWARD_CONFIG"
@@ -224,6 +225,12 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
 
+    # Enterprise and workload identity (SEP-990 ID-JAGs, SEP-1933 workload JWTs) and
+    # on-behalf-of exchanges for downstream APIs (RFC 8693): see mcpward._config_federation.
+    trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+    workload_rules: list[WorkloadRule] = Field(default_factory=list)
+    token_exchange: list[ExchangePolicy] = Field(default_factory=list)
+
     audit_sink: str = "stdout"
     # Also push the audit trail to Grafana Loki (http(s)://host:3100), batched in the
     # background: a Loki outage never slows or fails a request.
@@ -271,7 +278,20 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file go together")
         return self
 
+    @model_validator(mode="after")
+    def _federation_consistent(self) -> Settings:
+        self.federation  # noqa: B018 - raises ValueError when rules and issuers disagree
+        return self
+
     # -- derived values -------------------------------------------------------------
+
+    @property
+    def federation(self) -> Federation:
+        return Federation(
+            trusted_issuers=self.trusted_issuers,
+            workload_rules=self.workload_rules,
+            token_exchange=self.token_exchange,
+        )
 
     def resolved_database_url(self) -> str:
         if self.database_url_file is not None:
@@ -335,18 +355,6 @@ class _SecretFreeToml(TomlConfigSettingsSource):
                 "the MCPWARD_* environment variable (nested with __) or the *_file setting"
             )
         return data
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """``localhost`` or a loopback IP literal (brackets allowed)."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def load_settings(**overrides: Any) -> Settings:
