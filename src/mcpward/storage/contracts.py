@@ -12,22 +12,32 @@ Times are seconds since the epoch (``float``), as the clock gives them.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from mcpward.storage.records import (
     CachedDocument,
     ClientRecord,
+    ClientSource,
     CodeRecord,
     ConsentRecord,
+    EventFilter,
     FamilyRecord,
+    FamilySummary,
     RefreshRecord,
     ResourceRecord,
     Revocation,
     RevocationKind,
     SecretRecord,
     SigningKeyRecord,
+    StoredEvent,
     UserRecord,
 )
+
+# A position in a list ordered newest first: (created_at, id) of the last row shown.
+Cursor = tuple[float, str]
+ClientStatus = Literal["active", "disabled"]
+# Columns of ``audit_events`` that counts may be grouped by.
+EventColumn = Literal["event", "outcome", "reason", "client_id", "subject", "jti", "tool"]
 
 
 class ClientStore(Protocol):
@@ -75,6 +85,49 @@ class ClientStore(Protocol):
 
     async def newest_secret_expiry(self) -> dict[str, float]:
         """client_id -> expiry of its newest secret, for enabled clients that have one."""
+        ...
+
+    # -- operators: lists a page at a time, last use, clean-up ---------------------------
+
+    async def page(
+        self,
+        *,
+        before: Cursor | None = None,
+        limit: int = 50,
+        source: ClientSource | None = None,
+        status: ClientStatus | None = None,
+        search: str | None = None,
+    ) -> list[ClientRecord]:
+        """Clients newest first, ``limit`` of them after ``before`` (one indexed range
+        scan, however many clients there are); ``search`` matches id or name."""
+        ...
+
+    async def counts(self) -> dict[tuple[str, bool], int]:
+        """(source, disabled) -> how many clients."""
+        ...
+
+    async def secret_expiries(self, client_ids: Collection[str]) -> dict[str, float]:
+        """client_id -> expiry of its newest secret, for the clients among ``client_ids``
+        that have one."""
+        ...
+
+    async def touch(self, client_id: str, at: float) -> None:
+        """Record that a token was issued to the client at ``at`` (never moves back)."""
+        ...
+
+    async def never_used(
+        self, source: ClientSource, created_before: float, limit: int = 1000
+    ) -> list[ClientRecord]:
+        """Clients of ``source`` created before ``created_before`` that never got a token
+        (no last use, no grant), oldest first."""
+        ...
+
+    async def delete_never_used(
+        self, client_ids: Collection[str], created_before: float
+    ) -> list[str]:
+        """Delete those of ``client_ids`` that are still never used and older than
+        ``created_before``, with their secrets and consents, in one transaction; the ids
+        deleted (a client used meanwhile is kept)."""
         ...
 
 
@@ -126,6 +179,28 @@ class GrantStore(Protocol):
     async def families_of(
         self, *, subject: str | None = None, client_id: str | None = None
     ) -> list[FamilyRecord]: ...
+
+    async def family(self, family_id: str) -> FamilyRecord | None: ...
+
+    async def family_page(
+        self,
+        *,
+        subject: str | None = None,
+        client_id: str | None = None,
+        live_only: bool = False,
+        before: Cursor | None = None,
+        limit: int = 50,
+    ) -> list[FamilySummary]:
+        """Families newest first (of a subject, a client, or all), with when each last
+        rotated and how many refresh tokens it issued; one indexed range scan."""
+        ...
+
+    async def live_families(
+        self, *, client_ids: Collection[str] = (), subjects: Collection[str] = ()
+    ) -> dict[str, int]:
+        """client_id (or subject) -> how many of its families are not revoked (nor
+        purged); give one of the two."""
+        ...
 
     async def last_issued(self, subject: str) -> dict[tuple[str, str], float]:
         """(client_id, resource) -> when the subject's grant last issued a token (its newest
@@ -219,6 +294,24 @@ class UserStore(Protocol):
 
     async def all(self) -> list[UserRecord]: ...
 
+    async def page(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 50,
+        search: str | None = None,
+        operators_only: bool = False,
+    ) -> list[UserRecord]:
+        """Users by username, ``limit`` of them after the username ``after``."""
+        ...
+
+    async def count(self) -> int: ...
+
+    async def set_operator(self, user_id: str, since: float | None) -> bool:
+        """Grant (``since``) or take away (``None``) the operator role; False when there
+        is no such user."""
+        ...
+
     async def create(self, record: UserRecord) -> None: ...
 
     async def set_disabled(self, user_id: str, at: float | None) -> bool: ...
@@ -262,6 +355,38 @@ class MetadataDocumentStore(Protocol):
     async def purge_expired(self, now: float) -> int: ...
 
 
+class AuditEventStore(Protocol):
+    """Recent audit events, for the operator console's activity view. Written in batches
+    by the database audit sink, purged after the configured retention."""
+
+    async def append(self, events: Sequence[StoredEvent]) -> None:
+        """Insert events (their ``id`` is assigned by the store)."""
+        ...
+
+    async def search(
+        self, where: EventFilter, *, before_id: int | None = None, limit: int = 50
+    ) -> list[StoredEvent]:
+        """Matching events, newest first, ``limit`` of them below ``before_id``."""
+        ...
+
+    async def counts(
+        self, where: EventFilter, by: Sequence[EventColumn], *, limit: int = 100
+    ) -> list[tuple[tuple[str | None, ...], int]]:
+        """How many matching events per distinct value of the ``by`` columns, most first."""
+        ...
+
+    async def series(
+        self, where: EventFilter, by: Sequence[EventColumn], *, buckets: int
+    ) -> list[tuple[int, tuple[str | None, ...], int]]:
+        """Counts per time bucket (``where.since`` to ``where.until`` cut in ``buckets``
+        equal parts, numbered from 0) and per value of the ``by`` columns."""
+        ...
+
+    async def purge(self, before: float) -> int:
+        """Forget events older than ``before``; how many."""
+        ...
+
+
 class Store(Protocol):
     """Everything the authorization server stores, and the connection's life cycle."""
 
@@ -288,6 +413,9 @@ class Store(Protocol):
 
     @property
     def metadata_documents(self) -> MetadataDocumentStore: ...
+
+    @property
+    def audit_events(self) -> AuditEventStore: ...
 
     async def ping(self) -> None:
         """Raise when storage is unreachable (readiness)."""
