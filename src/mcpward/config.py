@@ -152,6 +152,31 @@ class PagesSettings(BaseModel):
         return self
 
 
+class ConsoleSettings(BaseModel):
+    """The operator console: off by default; when on, served by ``mcpward serve`` on a
+    listener of its own, never at the issuer's origin."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8402
+    # The URL operators open when a TLS proxy is in front (default: from host and port).
+    origin: str | None = None
+    # TLS on the console's own listener (default: the server's certificate, if any).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # An operator signs in again (password and TOTP) after this long.
+    session_lifetime: float = 4 * 3600
+    # Destructive actions need a sign-in or re-authentication at most this old.
+    step_up_window: float = 5 * 60
+    page_size: int = Field(default=50, ge=5, le=500)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ConsoleSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("console.tls_cert_file and console.tls_key_file go together")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MCPWARD_",
@@ -200,6 +225,11 @@ class Settings(BaseSettings):
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
 
     audit_sink: str = "stdout"
+    # Also write audit events to the database's audit_events table, which the console's
+    # activity view searches (None: when the console is enabled), and keep them this long.
+    audit_table: bool | None = None
+    audit_table_retention: float = Field(default=7 * DAY, gt=0)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     # Where `clients rotate-due` hands new secrets: "dir:/run/secrets/mcpward" (a 0600
     # file per client) or "command:/usr/local/bin/push-secret" (secret on stdin).
     secret_sink: str | None = None
@@ -236,7 +266,48 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file go together")
         return self
 
+    @model_validator(mode="after")
+    def _console_apart(self) -> Settings:
+        """The console never shares the issuer's origin or listener, and speaks plain
+        http only on a loopback address."""
+        if not self.console.enabled:
+            return self
+        console = self.console
+        if console.port == self.port:
+            raise ValueError("console.port must differ from the server's port")
+        origin = self.console_origin()
+        issuer = urlsplit(self.issuer)
+        if origin == f"{issuer.scheme}://{issuer.netloc}":
+            raise ValueError("the console must not be served at the issuer's origin")
+        parts = urlsplit(origin)
+        if parts.scheme != "https" and not (
+            parts.scheme == "http" and is_loopback_host(parts.hostname)
+        ):
+            raise ValueError("the console is served over https (plain http only on loopback)")
+        return self
+
     # -- derived values -------------------------------------------------------------
+
+    def audit_to_table(self) -> bool:
+        return self.console.enabled if self.audit_table is None else self.audit_table
+
+    def console_tls(self) -> tuple[Path, Path] | None:
+        console = self.console
+        if console.tls_cert_file is not None and console.tls_key_file is not None:
+            return console.tls_cert_file, console.tls_key_file
+        if self.tls_cert_file is not None and self.tls_key_file is not None:
+            return self.tls_cert_file, self.tls_key_file
+        return None
+
+    def console_origin(self) -> str:
+        """The origin operators open the console at."""
+        console = self.console
+        if console.origin:
+            parts = urlsplit(console.origin.rstrip("/"))
+            return f"{parts.scheme}://{parts.netloc}"
+        scheme = "https" if self.console_tls() else "http"
+        host = f"[{console.host}]" if ":" in console.host else console.host
+        return f"{scheme}://{host}:{console.port}"
 
     def resolved_database_url(self) -> str:
         if self.database_url_file is not None:

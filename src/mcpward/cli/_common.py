@@ -12,6 +12,7 @@ import click
 
 if TYPE_CHECKING:
     from mcpward.config import Settings
+    from mcpward.operations import Actor, Operations
     from mcpward.server import AuthorizationServer
 
 
@@ -25,8 +26,7 @@ def run_with_server(
 ) -> T:
     # Imported here, not at the top: `mcpward --help` and commands that need no server
     # start without loading the server, its storage and its pages.
-    from mcpward.audit import AuditLog, sink_from_spec
-    from mcpward.compose.server import open_server
+    from mcpward.compose.server import audit_log, open_server
     from mcpward.config import load_settings
 
     settings = settings or load_settings()
@@ -36,7 +36,7 @@ def run_with_server(
 
     async def main() -> T:
         assert settings is not None
-        audit = AuditLog([sink_from_spec(sink)])
+        audit = audit_log(settings, spec=sink)
         # With redis_url, revocations made here reach Redis-backed guards at once.
         server = await open_server(settings, audit=audit)
         try:
@@ -45,6 +45,39 @@ def run_with_server(
             await server.close()
 
     return asyncio.run(main())
+
+
+def run_operations(
+    action: Callable[[Operations, Actor], Awaitable[T]], settings: Settings | None = None
+) -> T:
+    """Run one operator action (:mod:`mcpward.operations`, the layer the console uses
+    too) as the OS user running the command; a refused operation is a clean error."""
+    from mcpward.operations import Actor, OperationError, Operations
+
+    async def act(server: AuthorizationServer) -> T:
+        try:
+            return await action(Operations(server), Actor.cli())
+        except OperationError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return run_with_server(act, settings)
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(value: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``12h`` or ``30d``."""
+    text = value.strip().lower()
+    unit = _UNITS.get(text[-1:])
+    number = text[:-1] if unit is not None else text
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration (e.g. 30d, 12h, 90m)") from None
+    if seconds < 0:
+        raise click.BadParameter("a duration cannot be negative")
+    return seconds
 
 
 def emit(data: Any, as_json: bool, lines: Iterable[str] = ()) -> None:

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from mcpward.cli import main
-from mcpward.cli._common import emit, json_option, run_with_server, table, when
+from mcpward.cli._common import (
+    duration,
+    emit,
+    json_option,
+    run_operations,
+    run_with_server,
+    table,
+    when,
+)
 from mcpward.storage.records import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -20,6 +28,7 @@ from mcpward.storage.records import (
 )
 
 if TYPE_CHECKING:
+    from mcpward.operations import Actor, Operations, PruneResult
     from mcpward.server import AuthorizationServer
     from mcpward.server.clients import NewSecret
 
@@ -106,16 +115,10 @@ def clients_create(
         introspects_resource=introspects,
     )
 
-    async def go(server: AuthorizationServer) -> tuple[ClientRecord, NewSecret | None]:
-        if await server.store.clients.get(client_id) is not None:
-            raise click.ClickException(f"client {client_id} already exists")
-        secret = await server.clients.create(record)
-        # Print what was stored (with its creation time), not the draft handed in.
-        stored = await server.store.clients.get(client_id)
-        assert stored is not None
-        return stored, secret
+    async def go(ops: Operations, actor: Actor) -> tuple[ClientRecord, NewSecret | None]:
+        return await ops.clients.create(record, actor)
 
-    stored, secret = run_with_server(go)
+    stored, secret = run_operations(go)
     data = _client_dict(stored)
     if secret:
         data["client_secret"] = secret.secret
@@ -128,10 +131,10 @@ def clients_create(
 def clients_list(as_json: bool) -> None:
     """All clients."""
 
-    async def go(server: AuthorizationServer) -> list[ClientRecord]:
-        return await server.store.clients.all()
+    async def go(ops: Operations, actor: Actor) -> list[ClientRecord]:
+        return await ops.clients.all()
 
-    rows = run_with_server(go)
+    rows = run_operations(go)
     emit(
         [_client_dict(c) for c in rows],
         as_json,
@@ -157,13 +160,11 @@ def clients_list(as_json: bool) -> None:
 def clients_show(client_id: str, as_json: bool) -> None:
     """One client and its secrets (hints and expiry only)."""
 
-    async def go(server: AuthorizationServer) -> tuple[ClientRecord | None, list[Any]]:
-        client = await server.store.clients.get(client_id)
-        return client, await server.store.clients.secrets(client_id) if client else []
+    async def go(ops: Operations, actor: Actor) -> tuple[ClientRecord, list[Any]]:
+        detail = await ops.clients.detail(client_id)  # "no client ID" when there is none
+        return detail.summary.client, detail.secrets
 
-    client, secrets = run_with_server(go)
-    if client is None:
-        raise click.ClickException(f"no client {client_id}")
+    client, secrets = run_operations(go)
     data = _client_dict(client)
     data["secrets"] = [
         {"hint": "…" + s.hint, "created_at": s.created_at, "expires_at": s.expires_at}
@@ -248,9 +249,37 @@ def clients_rotate_due(within: float | None, sink: str | None, as_json: bool) ->
 def clients_disable(client_id: str, as_json: bool) -> None:
     """Disable a client and revoke every token it holds."""
 
-    async def go(server: AuthorizationServer) -> bool:
-        return await server.disable_client(client_id)
+    async def go(ops: Operations, actor: Actor) -> bool:
+        return await ops.clients.disable(client_id, actor)
 
-    if not run_with_server(go):
+    if not run_operations(go):
         raise click.ClickException(f"no enabled client {client_id}")
     emit({"client_id": client_id, "disabled": True}, as_json, [f"disabled {client_id}"])
+
+
+@clients.command("prune")
+@click.option(
+    "--older-than",
+    default="30d",
+    show_default=True,
+    help="Only clients registered longer ago than this (30d, 12h, 90m, seconds).",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@json_option
+def clients_prune(older_than: str, dry_run: bool, as_json: bool) -> None:
+    """Delete dynamically registered clients that never got a token (abandoned
+    registrations). Pre-registered and metadata-document clients are never pruned. Meant
+    for a daily cron job."""
+    age = duration(older_than)
+
+    async def go(ops: Operations, actor: Actor) -> PruneResult:
+        return await ops.clients.prune(actor, older_than=age, dry_run=dry_run)
+
+    result = run_operations(go)
+    ids = [c.client_id for c in result.candidates] if dry_run else result.pruned
+    verb = "would delete" if dry_run else "deleted"
+    emit(
+        {"dry_run": dry_run, "older_than": age, "clients": ids},
+        as_json,
+        [f"{verb} {len(ids)} never-used registered client(s)", *(f"  {c}" for c in ids)],
+    )

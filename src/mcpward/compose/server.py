@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 
 from mcpward._clock import Clock, system_clock
-from mcpward.audit import AuditLog, sink_from_spec
+from mcpward.audit import AuditLog, AuditSink, sink_from_spec
 from mcpward.config import ClientMetadataDocuments, Settings
 from mcpward.revocation import RevocationPublisher
 from mcpward.server import AuthorizationServer
@@ -33,6 +33,20 @@ Verify = ssl.SSLContext | bool
 async def open_store(settings: Settings, *, migrate: bool = True) -> SqlStore:
     """The SQL store the settings name (the embedded SQLite file by default)."""
     return await SqlStore.open(settings.resolved_database_url(), migrate=migrate)
+
+
+def audit_log(
+    settings: Settings, clock: Clock = system_clock, *, spec: str | None = None
+) -> AuditLog:
+    """The audit trail the settings describe: the ``audit_sink`` (or ``spec``), and the
+    database's ``audit_events`` table when ``audit_to_table()`` (the console searches
+    it; the server's maintenance loop purges it)."""
+    sinks: list[AuditSink] = [sink_from_spec(spec or settings.audit_sink)]
+    if settings.audit_to_table():
+        from mcpward.audit.database import DatabaseSink
+
+        sinks.append(DatabaseSink(settings.resolved_database_url()))
+    return AuditLog(sinks, clock)
 
 
 async def open_server(
@@ -65,7 +79,7 @@ async def assemble(
     verify: Verify = True,
 ) -> AuthorizationServer:
     lifetimes = settings.lifetimes
-    audit = audit or AuditLog([sink_from_spec(settings.audit_sink)], clock)
+    audit = audit or audit_log(settings, clock)
     shared = shared or open_shared_state(settings.resolved_redis_url(), clock)
     keys = KeyRing(
         store.keys,

@@ -75,6 +75,7 @@ def issue(
     if requested and set(requested) != set(scopes):
         # Scope tokens are validated (RFC 6749 §3.3 syntax, known to the resource).
         detail["requested_scope"] = _scopes.render(requested)
+    server.clients.note_use(client_id)
     server.audit.emit(
         AuditEvent(
             event,
