@@ -114,6 +114,13 @@ def _header(value: str) -> tuple[str, str]:
     help="stdout, stderr or file:PATH.",
 )
 @click.option(
+    "--audit-db",
+    "audit_db",
+    envvar="MCPWARD_AUDIT_DB",
+    help="Also write audit events to this database's audit_events table (the "
+    "authorization server's, where the operator console searches them).",
+)
+@click.option(
     "--loki", "loki_url", envvar="MCPWARD_LOKI_URL", help="Also push audit events to this Loki."
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -134,6 +141,7 @@ def gateway(
     rate_limit_failure: str,
     rate: str,
     audit_spec: str,
+    audit_db: str | None,
     loki_url: str | None,
     host: str,
     port: int,
@@ -158,6 +166,11 @@ def gateway(
         from mcpward.audit.loki import LokiSink
 
         sinks.append(LokiSink(loki_url, labels={"service": "mcpward-gateway"}))
+    if audit_db:
+        from mcpward.audit.database import DatabaseSink
+
+        sinks.append(DatabaseSink(audit_db))
+    audit = AuditLog(sinks)
     limits = RateLimits(per_token=_rate(rate))
     rate_limiter: Any = None
     revocations: Any = None
@@ -186,12 +199,15 @@ def gateway(
         rate_limiter=rate_limiter,
         rate_limits=limits,
         rate_limit_failure="open" if rate_limit_failure == "open" else "closed",
-        audit=AuditLog(sinks),
+        audit=audit,
     )
     # The gateway's lifespan starts the guard (and so the revocation poller).
     app = create_gateway(upstream, guard, upstream_headers=headers)
     click.echo(f"mcpward gateway: {resource} -> {upstream} (tokens from {issuer})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", ws="none")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", ws="none")
+    finally:
+        audit.close()  # what the batching sinks still hold is written before exit
 
 
 def _rate(value: str) -> Any:

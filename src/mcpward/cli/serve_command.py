@@ -4,8 +4,9 @@ server) in one process under uvicorn."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -60,12 +61,57 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
                 timeout_graceful_shutdown=30,
                 lifespan="on",
             )
-            await uvicorn.Server(config).serve()
+            main_server = uvicorn.Server(config)
+            if serving.console is None:
+                await main_server.serve()
+            else:
+                await _serve_with_console(main_server, serving.console, settings)
         finally:
             await server.close()
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run())
+
+
+async def _serve_with_console(main_server: Any, console: Any, settings: Settings) -> None:
+    """The console on its own listener beside the server, in this event loop: the main
+    server owns the signals; when it stops, the console stops; if the console cannot
+    start (its port taken), the server stops too rather than run without it."""
+    import uvicorn
+
+    class Companion(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # the main server's handlers stop both
+
+    tls = settings.console_tls()
+    companion = Companion(
+        uvicorn.Config(
+            console,
+            host=settings.console.host,
+            port=settings.console.port,
+            log_level="info",
+            access_log=False,
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
+            timeout_graceful_shutdown=10,
+            lifespan="on",
+        )
+    )
+    click.echo(f"mcpward: operator console {settings.console_origin()}", err=True)
+    task = asyncio.create_task(companion.serve())
+
+    def stop_main(done: asyncio.Task[None]) -> None:
+        if not main_server.should_exit:
+            main_server.should_exit = True
+
+    task.add_done_callback(stop_main)
+    try:
+        await main_server.serve()
+    finally:
+        companion.should_exit = True
+        with contextlib.suppress(BaseException):
+            await task
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

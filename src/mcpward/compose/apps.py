@@ -39,10 +39,13 @@ REVOCATION_POLL = 0.5
 
 @dataclass
 class Serving:
-    """What ``mcpward serve`` runs: the server and its application."""
+    """What ``mcpward serve`` runs: the server and its application, and the operator
+    console's application when the console is enabled (served on its own listener, in
+    the same process and event loop, so its actions act on this very server)."""
 
     server: AuthorizationServer
     app: Starlette
+    console: Starlette | None = None
 
 
 async def open_serving(
@@ -75,7 +78,12 @@ async def open_serving(
     server = await assemble(
         settings, store, audit=audit, shared=shared, publisher=publisher, clock=clock
     )
-    return Serving(server, build_app(server, demo=demo, view=view, relay=relay))
+    console = None
+    if settings.console.enabled:
+        from mcpward.console import ConsoleApp
+
+        console = ConsoleApp(server).app
+    return Serving(server, build_app(server, demo=demo, view=view, relay=relay), console)
 
 
 def build_app(

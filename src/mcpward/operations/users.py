@@ -158,6 +158,38 @@ class UserOperations:
         )
         return Offboarded(user, len(families), forgotten)
 
+    async def withdraw_consent(
+        self, user: UserRecord, client_id: str, resource: str, actor: Actor
+    ) -> int:
+        """Forget what the user approved for a client and resource, and end what the
+        client holds for it (every such grant), as the person can on /account. The
+        number of grants revoked; NotFound when there was no such consent."""
+        server = self.server
+        if not await self.store.revoke_consent(user.id, client_id, resource):
+            raise NotFound(f"no consent of {user.username} for {client_id}")
+        now = server.clock()
+        grants = server.store.grants
+        revocations = [
+            await grants.revoke_family(
+                family.id, now, "consent_revoked", now + server.revocation_ttl
+            )
+            for family in await grants.families_of(subject=user.id, client_id=client_id)
+            if family.resource == resource and family.revoked_at is None
+        ]
+        await server.publish(revocations)
+        server.audit.emit(
+            AuditEvent(
+                "consent.revoked",
+                "ok",
+                subject=user.id,
+                client_id=client_id,
+                audience=resource,
+                actor=str(actor),
+                detail={"families": len(revocations), **actor.detail()},
+            )
+        )
+        return len(revocations)
+
     async def grant_operator(self, user: UserRecord, actor: Actor) -> UserRecord:
         """Let the user sign in to the operator console. Operators sign in with a password
         and TOTP, so both must be set up first."""

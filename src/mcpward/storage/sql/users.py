@@ -3,6 +3,8 @@ factor, and the consents they gave to clients."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,6 +28,13 @@ class SqlUsers:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(users).where(users.c.username == username))).first()
         return to_record(UserRecord, row) if row else None
+
+    async def get_many(self, user_ids: Collection[str]) -> dict[str, UserRecord]:
+        if not user_ids:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(users).where(users.c.id.in_(user_ids)))).all()
+        return {r.id: to_record(UserRecord, r) for r in rows}
 
     async def by_email(self, email: str) -> list[UserRecord]:
         async with self._engine.connect() as conn:
