@@ -96,6 +96,15 @@ class DatabaseSink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._ready = threading.Event()
+        # SQLAlchemy and the driver are loaded here, on the caller's thread at start-up:
+        # loading a C extension holds the interpreter lock throughout, and on the sink's
+        # thread that would stall the requests of a process that had not loaded them yet.
+        from mcpward.storage.database import open_engine
+        from mcpward.storage.sql.audit_events import SqlAuditEvents
+
+        small = {} if url.startswith("sqlite") else {"pool_size": 1, "max_overflow": 1}
+        self._engine = open_engine(url, **small)
+        self._events = SqlAuditEvents(self._engine)
         self._thread = threading.Thread(target=self._main, name="mcpward-audit-db", daemon=True)
         self._thread.start()
         self._ready.wait(10)
@@ -138,16 +147,10 @@ class DatabaseSink:
         asyncio.run(self._run())
 
     async def _run(self) -> None:
-        # Imported here: a process that writes no audit rows never loads SQLAlchemy.
-        from mcpward.storage.database import open_engine
-        from mcpward.storage.sql.audit_events import SqlAuditEvents
-
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._ready.set()
-        small = {} if self.url.startswith("sqlite") else {"pool_size": 1, "max_overflow": 1}
-        engine = open_engine(self.url, **small)
-        events = SqlAuditEvents(engine)
+        engine, events = self._engine, self._events
         try:
             while True:
                 with contextlib.suppress(TimeoutError):

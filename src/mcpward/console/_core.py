@@ -118,7 +118,7 @@ class Console:
         user = await self.server.store.users.get(session.uid)
         if user is None or not is_operator(user):
             return None
-        actor = Actor("console", user.username, user.id, client_address(request))
+        actor = Actor("console", user.username, user.id)
         return Operator(session, user, actor)
 
     def fresh(self, operator: Operator) -> bool:

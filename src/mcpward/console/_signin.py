@@ -10,7 +10,7 @@ from starlette.responses import Response
 from mcpward.console._core import Console, safe_next
 from mcpward.console._session import OperatorSession
 from mcpward.operations import Actor
-from mcpward.server.pages._pages import BadForm, Form, client_address, one, read_form
+from mcpward.server.pages._pages import BadForm, Form, one, read_form
 from mcpward.server.pages._render import redirect
 
 FAILED = "The username, password or code is not right, or this account may not use the console."
@@ -71,7 +71,7 @@ class SignIn:
         assert session is not None
         now = console.now()
         signed = session.signed_in(user.id, user.username, now, console.settings.session_lifetime)
-        actor = Actor("console", user.username, user.id, client_address(request))
+        actor = Actor("console", user.username, user.id)
         console.audit("console.signed_in", "ok", request, subject=user.id, actor=actor)
         response = redirect(next_)
         console.cookies.save(response, signed, now)

@@ -18,12 +18,11 @@ class Actor:
     """The operator behind an action, written into its audit event as ``via:name``.
 
     ``via`` is where the action came from; ``name`` the console operator's username or the
-    OS user running the CLI. ``address`` is the console operator's client address."""
+    OS user running the CLI. (A console operator's address is in their sign-in event.)"""
 
     via: Literal["cli", "console"]
     name: str
     user_id: str | None = None
-    address: str | None = None
 
     def __str__(self) -> str:
         return f"{self.via}:{self.name}"
@@ -35,10 +34,6 @@ class Actor:
         except (KeyError, OSError):  # no such user in the passwd database (containers)
             name = "unknown"
         return cls("cli", name)
-
-    def detail(self) -> dict[str, str | int | float | bool | None]:
-        """What goes in an event's detail about the actor (never the session)."""
-        return {"client_address": self.address} if self.address else {}
 
 
 class OperationError(MCPWardError):

@@ -167,14 +167,12 @@ class ClientOperations:
         return PruneResult(candidates, pruned, dry_run)
 
     def _audit(
-        self, event: EventName, client_id: str, actor: Actor, **detail: str | int | float | bool
+        self,
+        event: EventName,
+        client_id: str,
+        actor: Actor,
+        **detail: str | int | float | bool | None,
     ) -> None:
         self.server.audit.emit(
-            AuditEvent(
-                event,
-                "ok",
-                client_id=client_id,
-                actor=str(actor),
-                detail={**detail, **actor.detail()},
-            )
+            AuditEvent(event, "ok", client_id=client_id, actor=str(actor), detail=detail)
         )

@@ -77,7 +77,6 @@ class GrantOperations:
                 jti=jti,
                 reason="operator_revoked",
                 actor=str(actor),
-                detail=actor.detail(),
             )
         )
         return revocation

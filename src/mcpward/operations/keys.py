@@ -45,7 +45,7 @@ class KeyOperations:
                 "key.rotated",
                 "ok",
                 actor=str(actor),
-                detail={"kid": record.kid, "immediate": immediate, **actor.detail()},
+                detail={"kid": record.kid, "immediate": immediate},
             )
         )
         return record

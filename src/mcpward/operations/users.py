@@ -185,7 +185,7 @@ class UserOperations:
                 client_id=client_id,
                 audience=resource,
                 actor=str(actor),
-                detail={"families": len(revocations), **actor.detail()},
+                detail={"families": len(revocations)},
             )
         )
         return len(revocations)
@@ -229,7 +229,5 @@ class UserOperations:
         **detail: str | int | float | bool | None,
     ) -> None:
         self.server.audit.emit(
-            AuditEvent(
-                event, "ok", subject=user.id, actor=str(actor), detail={**detail, **actor.detail()}
-            )
+            AuditEvent(event, "ok", subject=user.id, actor=str(actor), detail=detail)
         )
