@@ -1,11 +1,12 @@
 """Real peers for the client tests: panva's oidc-provider (a certified third-party
-authorization server, run by Node) and a browser stand-in that signs in through its
-devInteractions pages over HTTP."""
+authorization server, run by Node), and browser stand-ins that sign in over HTTP through its
+devInteractions pages or through mcpward's own login and consent pages."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -13,10 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
+from tests.pages.support import PASSWORD
+from tests.pages.support import field as form_field
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,3 +111,45 @@ class DevInteractionsBrowser:
 def _form_action(page: str) -> str:
     start = page.index('action="') + len('action="')
     return page[start : page.index('"', start)]
+
+
+@dataclass
+class PagesBrowser:
+    """Signs in on mcpward's own login and consent pages over HTTP (cookies, CSRF fields),
+    approves what is asked, and delivers the redirect to the client's loopback listener."""
+
+    visits: list[str] = field(default_factory=list)
+
+    async def __call__(self, url: str) -> None:
+        self.visits.append(url)
+        async with httpx.AsyncClient(timeout=10) as http:
+            page = await http.get(url)
+            assert page.status_code == 200, page.text
+            origin = f"{page.url.scheme}://{page.url.netloc.decode()}"
+            login = await http.post(
+                f"{origin}/login",
+                data={
+                    "csrf": form_field(page.text, "csrf"),
+                    "request": form_field(page.text, "request"),
+                    "username": "alice",
+                    "password": PASSWORD,
+                },
+            )
+            location = login.headers["location"]
+            if urlsplit(location).path != "/callback":  # not remembered yet: the consent page
+                consent = await http.get(httpx.URL(origin).join(location))
+                pairs = [
+                    ("csrf", form_field(consent.text, "csrf")),
+                    ("request", form_field(consent.text, "request")),
+                    ("decision", "approve"),
+                ]
+                pairs += [
+                    ("scope", s) for s in re.findall(r'name="scope" value="([^"]+)"', consent.text)
+                ]
+                done = await http.post(
+                    f"{origin}/consent",
+                    content=urlencode(pairs),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
+                location = done.headers["location"]
+            await http.get(location)  # the loopback listener

@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcpward._clock import FrozenClock
-from mcpward.client import AgentAuth, FileSecret, InvalidClient, StaticSecret
+from mcpward.client import AgentAuth, FileSecret, InvalidClientError, StaticSecret
 from tests.client.conftest import AGENT_SECRET, Stack
 from tests.client.scripted_token_endpoint import ScriptedTokenEndpoint
 
@@ -194,7 +194,7 @@ async def test_rotated_secret_file_is_reread_on_invalid_client(tmp_path: Path) -
             # A wrong secret that does not change is an error, not a retry loop.
             endpoint.secret = "newer-secret"
             auth._tokens = None
-            with pytest.raises(InvalidClient) as raised:
+            with pytest.raises(InvalidClientError) as raised:
                 await auth.token()
             assert "new-secret" not in str(raised.value)
         finally:

@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcpward._clock import FrozenClock
-from mcpward.client import FileStore, HumanAuth, LoginRequired, LoginTimeout, MemoryStore
+from mcpward.client import FileStore, HumanAuth, MemoryStore, SignInRequired, SignInTimeout
 from tests.client.conftest import Stack
 from tests.client.support import DevInteractionsBrowser
 
@@ -56,7 +56,7 @@ async def test_first_call_signs_in_and_the_session_is_stored(stack: Stack, tmp_p
     assert request.params["resource"] == stack.mcp_url
     assert "offline_access" in request.params["scope"].split()
     # Refresh token and registration are stored; the access token never is.
-    session = store.load(auth.key)
+    session = store.load(auth.session_key)
     assert session is not None and session.refresh_token
     assert session.registration.issuer == stack.issuer
     text = (tmp_path / "credentials.json").read_text()
@@ -71,7 +71,7 @@ async def test_next_process_refreshes_silently_and_rotation_is_stored(
     first = human(stack, tmp_path, store=store)
     await first.login(["orders.read"])
     await first.aclose()
-    before = store.load(first.key)
+    before = store.load(first.session_key)
     assert before is not None and before.refresh_token
 
     second = human(stack, tmp_path, store=store, authorize=never_called)
@@ -79,7 +79,7 @@ async def test_next_process_refreshes_silently_and_rotation_is_stored(
         await call(second, stack.mcp_url, "search_orders", {"query": "acme"})
     finally:
         await second.aclose()
-    after = store.load(second.key)
+    after = store.load(second.session_key)
     assert after is not None and after.refresh_token
     assert after.refresh_token != before.refresh_token  # rotated, and the new one kept
 
@@ -112,18 +112,18 @@ async def test_revoked_refresh_token_leads_to_a_fresh_sign_in(stack: Stack, tmp_
     first = human(stack, tmp_path, store=store)
     await first.login(["orders.read"])
     await first.aclose()
-    session = store.load(first.key)
+    session = store.load(first.session_key)
     assert session is not None
     from dataclasses import replace
 
-    store.save(first.key, replace(session, refresh_token="not-a-refresh-token"))
+    store.save(first.session_key, replace(session, refresh_token="not-a-refresh-token"))
 
     noninteractive = human(stack, tmp_path, store=store, interactive=False)
-    with pytest.raises(LoginRequired, match="mcpward login"):
+    with pytest.raises(SignInRequired, match="mcpward login"):
         await noninteractive.token()
     await noninteractive.aclose()
 
-    store.save(first.key, replace(session, refresh_token="not-a-refresh-token"))
+    store.save(first.session_key, replace(session, refresh_token="not-a-refresh-token"))
     browser = DevInteractionsBrowser()
     again = human(stack, tmp_path, store=store, authorize=browser)
     try:
@@ -175,7 +175,7 @@ async def test_sign_in_that_never_completes_times_out(stack: Stack, tmp_path: Pa
         await asyncio.sleep(60)
 
     auth = human(stack, tmp_path, authorize=user_walks_away, login_timeout=0.5)
-    with pytest.raises(LoginTimeout, match="within"):
+    with pytest.raises(SignInTimeout, match="within"):
         await auth.login()
     await auth.aclose()
 
@@ -229,11 +229,11 @@ async def test_logout_revokes_the_refresh_token_at_the_server(stack: Stack, tmp_
     store = MemoryStore()
     auth = human(stack, tmp_path, store=store)
     await auth.login(["orders.read"])
-    session = store.load(auth.key)
+    session = store.load(auth.session_key)
     assert session is not None and session.refresh_token
     await auth.logout()
     await auth.aclose()
-    assert store.load(auth.key) is None
+    assert store.load(auth.session_key) is None
     async with httpx.AsyncClient() as http:
         response = await http.post(
             f"{stack.issuer}/token",
@@ -259,7 +259,7 @@ async def test_nothing_secret_reaches_the_logs(
         access = auth._tokens.access_token
         auth._tokens = None
         refreshed = await auth.token()
-        session = store.load(auth.key)
+        session = store.load(auth.session_key)
         assert session is not None and session.refresh_token
     finally:
         await auth.aclose()

@@ -17,7 +17,7 @@ from mcpward.client._discovery import (
     resource_metadata_urls,
 )
 from mcpward.client._loopback import LoopbackListener
-from mcpward.client.errors import AuthorizationError, InvalidGrant, LoginTimeout, token_error
+from mcpward.client.errors import AuthorizationError, InvalidGrantError, SignInTimeout, token_error
 
 
 def test_pkce_matches_rfc7636_appendix_b() -> None:
@@ -95,7 +95,7 @@ def test_resource_checks() -> None:
 
 
 def test_token_errors_map_to_one_class_per_code() -> None:
-    assert isinstance(token_error("invalid_grant", "expired", 400), InvalidGrant)
+    assert isinstance(token_error("invalid_grant", "expired", 400), InvalidGrantError)
     other = token_error("slow_down", None, 400)
     assert other.error == "slow_down" and "slow_down" in str(other)
 
@@ -113,7 +113,7 @@ async def test_loopback_listener_hands_over_the_redirect() -> None:
 
 async def test_loopback_listener_times_out_clearly() -> None:
     async with LoopbackListener() as listener:
-        with pytest.raises(LoginTimeout, match="no sign-in completed"):
+        with pytest.raises(SignInTimeout, match="no sign-in completed"):
             await listener.wait(0.05)
 
 
@@ -132,6 +132,10 @@ def _server(iss_supported: bool) -> ServerMetadata:
         ({"code": "c", "state": "other"}, False, "state"),
         ({"code": "c", "state": "s"}, True, "iss"),
         ({"code": "c", "state": "s", "iss": "https://evil"}, False, "iss"),
+        # SEP-2468: compared as strings, no normalisation of any kind.
+        ({"code": "c", "state": "s", "iss": "https://as/"}, True, "iss"),
+        ({"code": "c", "state": "s", "iss": "HTTPS://AS"}, True, "iss"),
+        ({"code": "c", "state": "s", "iss": "https://as:443"}, True, "iss"),
         ({"error": "access_denied", "state": "s", "iss": "https://as"}, True, "access_denied"),
         ({"state": "s"}, False, "code"),
     ],

@@ -8,6 +8,14 @@ Everything here is the mcpward client library plugged into the mcp SDK's streama
 client; the only test-specific part is `follow_redirects_headless`, which plays the browser:
 the mock authorization servers approve at once, so "the user" is a GET of the authorization
 URL whose redirect is then delivered to our real loopback listener.
+
+The protocol version is negotiated the way the mcp SDK's `Client` does by default
+(`mode="auto"`): `server/discover` first, so 2026-07-28 servers get the modern protocol
+(`MCP-Protocol-Version` and `Mcp-Method` headers, no initialize handshake), and servers
+that refuse it get the initialize handshake. The client signs in (or fetches its agent
+token) before it connects, as an application should: the SDK (2.3) gives `server/discover`
+ten seconds, a sign-in inside it included, then falls back to the initialize handshake, so
+a slow sign-in (a person, or a loaded machine) would downgrade a 2026-07-28 server.
 """
 
 from __future__ import annotations
@@ -24,11 +32,18 @@ from typing import Any
 import httpx
 import httpx2
 from mcp import Client
+from mcp import types as mcp_types
+from mcp.client import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 
 from mcpward.client import AgentAuth, EnterpriseAuth, HumanAuth, MemoryStore, StaticSecret
+from mcpward.client._token_endpoint import SIGNING_ALGORITHMS, one_of
 
 CIMD_URL = "https://conformance-test.local/client-metadata.json"
+# The cross-app access scenario's name before and after 0.2 of the suite (SEP-990).
+# Below the mocks' (Node's) 5 s keep-alive, so a connection is never reused as it closes.
+LIMITS = httpx2.Limits(keepalive_expiry=2.0)
+ENTERPRISE = ("auth/cross-app-access-complete-flow", "auth/enterprise-managed-authorization")
 
 
 async def follow_redirects_headless(url: str) -> None:
@@ -45,7 +60,7 @@ def build_auth(
 ) -> HumanAuth | AgentAuth | None:
     if not scenario.startswith("auth/"):
         return None
-    if scenario == "auth/cross-app-access-complete-flow":
+    if scenario in ENTERPRISE:
         return EnterpriseAuth(
             server_url,
             id_token=context["idp_id_token"],
@@ -62,7 +77,9 @@ def build_auth(
             client_id=context["client_id"],
             client_secret=context.get("client_secret"),
             private_key=StaticSecret(key) if key else None,
-            signing_algorithm=context.get("signing_algorithm", "RS256"),
+            signing_algorithm=one_of(
+                context.get("signing_algorithm", "RS256"), SIGNING_ALGORITHMS, "algorithm"
+            ),
         )
     return HumanAuth(
         server_url,
@@ -77,14 +94,36 @@ def build_auth(
     )
 
 
-async def exercise(client: Client) -> None:
+def sample_arguments(schema: dict[str, Any]) -> dict[str, Any]:
+    """A value of the right JSON type for each property of an object schema."""
+    samples = {"number": 1, "integer": 1, "boolean": True}
+    arguments: dict[str, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        arguments[name] = samples.get(kind, "test") if isinstance(kind, str) else "test"
+    return arguments
+
+
+async def accept_elicitation(
+    context: ClientRequestContext, params: mcp_types.ElicitRequestParams
+) -> mcp_types.ElicitResult:
+    """The user accepts whatever a server asks for (SEP-2322 input requests included)."""
+    schema = getattr(params, "requested_schema", None)
+    content = sample_arguments(schema) if isinstance(schema, dict) else None
+    return mcp_types.ElicitResult(action="accept", content=content)
+
+
+async def exercise(client: Client, context: dict[str, Any]) -> None:
+    """List the tools and call each; where the scenario names the calls to make (argument
+    encodings it checks, SEP-2243), make those instead."""
     tools = await client.list_tools()
+    calls = context.get("toolCalls")
+    if isinstance(calls, list):
+        for call in calls:
+            await client.call_tool(call["name"], call.get("arguments") or {})
+        return
     for tool in tools.tools:
-        arguments: dict[str, Any] = {}
-        for name, schema in (tool.input_schema.get("properties") or {}).items():
-            kind = schema.get("type") if isinstance(schema, dict) else None
-            arguments[name] = 1 if kind in ("number", "integer") else "test"
-        await client.call_tool(tool.name, arguments)
+        await client.call_tool(tool.name, sample_arguments(tool.input_schema))
 
 
 async def main(server_url: str) -> None:
@@ -92,11 +131,16 @@ async def main(server_url: str) -> None:
     context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
     auth = build_auth(scenario, server_url, context)
     try:
+        if auth is not None:
+            await auth.token()  # discovery, registration, sign-in: before the SDK connects
         async with (
-            httpx2.AsyncClient(auth=auth, timeout=30) as http,
-            Client(streamable_http_client(server_url, http_client=http), mode="legacy") as client,
+            httpx2.AsyncClient(auth=auth, timeout=30, limits=LIMITS) as http,
+            Client(
+                streamable_http_client(server_url, http_client=http),
+                elicitation_callback=accept_elicitation,
+            ) as client,
         ):
-            await exercise(client)
+            await exercise(client, context)
     finally:
         if auth is not None:
             await auth.aclose()

@@ -117,13 +117,18 @@ async def test_gateway_process_honours_revocation(
                         await authority.offboard("frank")
                         revoked = time.perf_counter()
                         still_served = 0
+                        refusal = ""
                         while True:
+                            assert time.perf_counter() - revoked < 5
                             try:
                                 await c.call_tool("search_orders", {})
-                            except MCPError:
-                                break
+                            except MCPError as exc:
+                                refusal = str(exc)
+                                if "revoked" in refusal:
+                                    break
+                                # Another error (a timeout on a loaded machine): try again.
+                                continue
                             still_served += 1
-                            assert time.perf_counter() - revoked < 5
                         delay = time.perf_counter() - revoked
                 finally:
                     proc.terminate()
@@ -132,6 +137,8 @@ async def test_gateway_process_honours_revocation(
         f"gateway process, revocation via {backend}: refused after {delay * 1000:.1f} ms, "
         f"{still_served} request(s) still served"
     )
+    # The guard's refusal, not some other error (a timeout on a loaded machine, say).
+    assert "revoked" in refusal, refusal
     if backend == "redis":
         assert still_served == 0  # the very next request
     assert delay < 1.5

@@ -11,7 +11,14 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from mcpward.guard import Manifest, ManifestError, StaticKeys, make_guard, protect
+from mcpward.guard import (
+    Manifest,
+    ManifestError,
+    StaticKeys,
+    make_guard,
+    manifest_from_code,
+    protect,
+)
 
 from .support import ISSUER, RESOURCE, Minter
 
@@ -212,3 +219,14 @@ async def test_prm_served_at_both_well_known_paths(minter: Minter) -> None:
         b = await http.get("/.well-known/oauth-protected-resource")
     assert a.json() == b.json()
     assert a.headers["access-control-allow-origin"] == "*"
+
+
+def test_prm_never_lists_offline_access() -> None:
+    """offline_access is a request to the authorization server for a refresh token, not a
+    permission of the resource: even a manifest that names it keeps it out of the PRM, so
+    clients that ask for every scope_supported do not ask for it on the resource's behalf."""
+    manifest = manifest_from_code(
+        "t", {"search_orders": ["orders.read"], "sync": ["orders.read", "offline_access"]}
+    )
+    guard = make_guard(issuer=ISSUER, resource=RESOURCE, manifest=manifest)
+    assert guard.metadata.document()["scopes_supported"] == ["orders.read"]

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, get_args
 
 import click
 
@@ -24,6 +24,7 @@ from mcpward.client import (
     FileSecret,
     HumanAuth,
     SecretSource,
+    SigningAlgorithm,
     open_browser,
 )
 
@@ -141,7 +142,13 @@ def whoami(url: str) -> None:
 @click.option(
     "--private-key-file", type=click.Path(path_type=Path), help="PEM key for private_key_jwt."
 )
-@click.option("--signing-alg", default="RS256", show_default=True, help="private_key_jwt alg.")
+@click.option(
+    "--signing-alg",
+    type=click.Choice(get_args(SigningAlgorithm)),
+    default="RS256",
+    show_default=True,
+    help="private_key_jwt alg.",
+)
 @click.option("--scope", "scopes", multiple=True, help="Scope to ask for (agents; repeatable).")
 def token(
     url: str,
@@ -166,7 +173,7 @@ def token(
             client_id=client_id,
             client_secret=secret,
             private_key=FileSecret(private_key_file) if private_key_file else None,
-            signing_algorithm=signing_alg,
+            signing_algorithm=cast(SigningAlgorithm, signing_alg),  # click.Choice checked it
             scopes=list(scopes) or None,
         )
 

@@ -11,7 +11,7 @@ from mcpward.client._agent import AgentAuth
 from mcpward.client._authorization_code import AuthorizeHandler
 from mcpward.client._discovery import Discovery, ResourceMetadata, ServerMetadata, discover
 from mcpward.client._enterprise import EnterpriseAuth
-from mcpward.client._human import HumanAuth, SessionInfo, open_browser
+from mcpward.client._human import HumanAuth, SessionInfo
 from mcpward.client._pkce import Pkce, code_challenge
 from mcpward.client._registration import Registration
 from mcpward.client._secret_source import (
@@ -21,7 +21,14 @@ from mcpward.client._secret_source import (
     SecretSource,
     StaticSecret,
 )
-from mcpward.client._token_endpoint import AuthMethod, ClientAuth, TokenSet
+from mcpward.client._sign_in import open_browser
+from mcpward.client._token_endpoint import (
+    AuthMethod,
+    ClientAuth,
+    SigningAlgorithm,
+    TokenSet,
+    TokenType,
+)
 from mcpward.client._token_store import (
     FileStore,
     KeyringStore,
@@ -33,15 +40,16 @@ from mcpward.client._token_store import (
 from mcpward.client.errors import (
     AuthorizationError,
     ClientError,
-    DiscoveryError,
-    InvalidClient,
-    InvalidGrant,
-    LoginRequired,
-    LoginTimeout,
+    InvalidClientError,
+    InvalidGrantError,
+    MetadataError,
     RegistrationError,
+    SignInRequired,
+    SignInTimeout,
     StepUpLimitReached,
     TokenEndpointError,
 )
+from mcpward.client.errors import renamed as _renamed
 
 __all__ = [
     "AgentAuth",
@@ -51,19 +59,17 @@ __all__ = [
     "ClientAuth",
     "ClientError",
     "Discovery",
-    "DiscoveryError",
     "EnterpriseAuth",
     "EnvSecret",
     "FileSecret",
     "FileStore",
     "HumanAuth",
-    "InvalidClient",
-    "InvalidGrant",
+    "InvalidClientError",
+    "InvalidGrantError",
     "KeyringSecret",
     "KeyringStore",
-    "LoginRequired",
-    "LoginTimeout",
     "MemoryStore",
+    "MetadataError",
     "Pkce",
     "Registration",
     "RegistrationError",
@@ -71,14 +77,24 @@ __all__ = [
     "SecretSource",
     "ServerMetadata",
     "SessionInfo",
+    "SignInRequired",
+    "SignInTimeout",
+    "SigningAlgorithm",
     "StaticSecret",
     "StepUpLimitReached",
     "StoredSession",
     "TokenEndpointError",
     "TokenSet",
     "TokenStore",
+    "TokenType",
     "code_challenge",
     "default_store",
     "discover",
     "open_browser",
 ]
+
+
+def __getattr__(name: str) -> type[ClientError]:
+    # Exception names of earlier releases (DiscoveryError, LoginRequired, …): still
+    # importable, with a DeprecationWarning, and not part of __all__.
+    return _renamed(__name__, name)

@@ -26,10 +26,16 @@ from mcpward.client._discovery import (
     fetch_server_metadata,
     probe,
 )
-from mcpward.client._flow import FlowAuth, Request, Response
-from mcpward.client._secret_source import SecretSource, StaticSecret
-from mcpward.client._token_endpoint import AuthMethod, ClientAuth, TokenSet, request_token
-from mcpward.client.errors import InvalidClient, TokenEndpointError
+from mcpward.client._flow import FlowAuth, Request, Response, new_http_client
+from mcpward.client._secret_source import SecretSource, StaticSecret, read_secret
+from mcpward.client._token_endpoint import (
+    AuthMethod,
+    ClientAuth,
+    SigningAlgorithm,
+    TokenSet,
+    request_token,
+)
+from mcpward.client.errors import InvalidClientError, TokenEndpointError
 
 logger = logging.getLogger("mcpward.client")
 
@@ -61,7 +67,7 @@ class AgentAuth(FlowAuth):
         client_id: str,
         client_secret: SecretSource | str | None = None,
         private_key: SecretSource | None = None,
-        signing_algorithm: str = "RS256",
+        signing_algorithm: SigningAlgorithm = "RS256",
         auth_method: AuthMethod | None = None,
         scopes: Sequence[str] | None = None,
         resource: str | None = None,
@@ -165,9 +171,9 @@ class AgentAuth(FlowAuth):
         for attempt in range(self.max_attempts):
             try:
                 return await self._fetch()
-            except InvalidClient:
+            except InvalidClientError:
                 # A rotated secret: the source may already hold the new one.
-                if reread or self._last_credential == self._credential_fingerprint():
+                if reread or self._last_credential == await self._credential_fingerprint():
                     raise
                 reread = True
             except (httpx.TransportError, TokenEndpointError) as exc:
@@ -182,16 +188,16 @@ class AgentAuth(FlowAuth):
                 await self.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _credential_fingerprint(self) -> str | None:
+    async def _credential_fingerprint(self) -> str | None:
         source = self._private_key or self._secret
         try:
-            return _fingerprint(source.read()) if source is not None else None
+            return _fingerprint(await read_secret(source)) if source is not None else None
         except LookupError:
             return None
 
     async def _fetch(self) -> TokenSet:
         server = await self._metadata()
-        client = self._client_auth(server)
+        client = await self._client_auth(server)
         self._last_credential = _fingerprint(client.private_key_pem or client.client_secret or "")
         scopes = list(dict.fromkeys([*(self.scopes or []), *self._extra_scopes]))
         self.token_requests += 1
@@ -222,15 +228,15 @@ class AgentAuth(FlowAuth):
         """The grant to send; subclasses swap client_credentials for another grant."""
         return {"grant_type": "client_credentials", "scope": scope, "resource": self.resource}
 
-    def _client_auth(self, server: ServerMetadata) -> ClientAuth:
+    async def _client_auth(self, server: ServerMetadata) -> ClientAuth:
         if self._private_key is not None:
             return ClientAuth(
                 self.client_id,
                 "private_key_jwt",
-                private_key_pem=self._private_key.read(),
+                private_key_pem=await read_secret(self._private_key),
                 signing_algorithm=self.signing_algorithm,
             )
-        secret = self._secret.read() if self._secret is not None else None
+        secret = await read_secret(self._secret) if self._secret is not None else None
         method: AuthMethod = self.auth_method or (reg.secret_method(server) if secret else "none")
         return ClientAuth(self.client_id, method, secret)
 
@@ -265,7 +271,7 @@ class AgentAuth(FlowAuth):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=30.0)
+            self._http = new_http_client()
         return self._http
 
     async def _aclose(self) -> None:

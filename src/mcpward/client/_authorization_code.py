@@ -10,7 +10,7 @@ import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlencode
 
-from mcpward.client._discovery import ServerMetadata, issuers_match
+from mcpward.client._discovery import ServerMetadata
 from mcpward.client._loopback import LoopbackListener
 from mcpward.client._pkce import Pkce
 from mcpward.client.errors import AuthorizationError
@@ -68,10 +68,12 @@ def check_response(result: dict[str, str], state: str, server: ServerMetadata) -
     if not hmac.compare_digest(result.get("state", ""), state):
         raise AuthorizationError("the authorization response's state does not match", "state")
     iss = result.get("iss")
-    # RFC 9207 §2.4: required when advertised; compared whenever present (mix-up defence).
+    # RFC 9207 §2.4: required when advertised; compared whenever present (mix-up defence),
+    # character for character: no case folding, port or trailing-slash normalisation
+    # (MCP 2026-07-28, SEP-2468), so a look-alike issuer is a mismatch.
     if iss is None and server.authorization_response_iss_parameter_supported:
         raise AuthorizationError("the authorization response lacks iss", "iss")
-    if iss is not None and not issuers_match(server.issuer, iss):
+    if iss is not None and iss != server.issuer:
         raise AuthorizationError(
             f"the authorization response comes from {iss!r}, not {server.issuer!r}", "iss"
         )

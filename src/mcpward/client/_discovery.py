@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from mcpward.client._challenge import BearerChallenge, parse_bearer
-from mcpward.client.errors import DiscoveryError
+from mcpward.client.errors import MetadataError
 
 logger = logging.getLogger("mcpward.client")
 
@@ -111,7 +111,7 @@ class ServerMetadata:
     def from_json(cls, data: dict[str, Any]) -> ServerMetadata:
         issuer, token_endpoint = data.get("issuer"), data.get("token_endpoint")
         if not isinstance(issuer, str) or not isinstance(token_endpoint, str):
-            raise DiscoveryError("authorization server metadata lacks issuer or token_endpoint")
+            raise MetadataError("authorization server metadata lacks issuer or token_endpoint")
 
         def text(name: str) -> str | None:
             value = data.get(name)
@@ -167,12 +167,6 @@ class Discovery:
     server: ServerMetadata
 
 
-def issuers_match(expected: str, actual: str) -> bool:
-    # RFC 8414 §3.3 asks for identical strings; a root issuer written with or without its
-    # trailing slash is the same origin, and servers differ on which form they publish.
-    return expected == actual or expected.rstrip("/") == actual.rstrip("/")
-
-
 async def _get_json(http: httpx.AsyncClient, url: str) -> tuple[int, dict[str, Any] | None]:
     try:
         response = await http.get(url, headers={"Accept": "application/json"})
@@ -204,14 +198,14 @@ async def fetch_resource_metadata(
             continue
         if not resource_allowed(server_url, resource):
             # RFC 9728 §3.3: metadata for another resource could send our tokens elsewhere.
-            raise DiscoveryError(
+            raise MetadataError(
                 f"protected resource metadata names resource {resource!r}, "
                 f"which does not cover {canonical_resource(server_url)!r}"
             )
         return ResourceMetadata(resource, servers, _strings(data.get("scopes_supported")))
     if any(status >= 500 or status == 429 for status in failures):
         # A server error says nothing about the resource being a 2025-03-26 one.
-        raise DiscoveryError("protected resource metadata request failed with a server error")
+        raise MetadataError("protected resource metadata request failed with a server error")
     return None
 
 
@@ -223,15 +217,17 @@ async def fetch_server_metadata(
         if data is None:
             continue
         metadata = ServerMetadata.from_json(data)
-        if not issuers_match(issuer, metadata.issuer):
-            raise DiscoveryError(
+        # RFC 8414 §3.3: identical to the issuer the URL was built from. Compared as strings,
+        # with no normalisation (MCP 2026-07-28, SEP-2468): "https://as/" is not "https://as".
+        if metadata.issuer != issuer:
+            raise MetadataError(
                 f"authorization server metadata at {url} names issuer {metadata.issuer!r}, "
                 f"expected {issuer!r}"
             )
         return metadata
     if legacy:
         return ServerMetadata.legacy_defaults(issuer)
-    raise DiscoveryError(f"no authorization server metadata found for issuer {issuer!r}")
+    raise MetadataError(f"no authorization server metadata found for issuer {issuer!r}")
 
 
 async def discover(
@@ -251,7 +247,7 @@ async def discover(
     if issuers:
         preferred = [s for s in prm.authorization_servers if s in issuers]
         if not preferred:
-            raise DiscoveryError("none of the configured issuers is advertised by the resource")
+            raise MetadataError("none of the configured issuers is advertised by the resource")
         issuer = preferred[0]
     server = await fetch_server_metadata(http, issuer, legacy=False)
     return Discovery(server_url, canonical_resource(prm.resource), prm, server)

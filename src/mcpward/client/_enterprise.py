@@ -12,7 +12,7 @@ from typing import Any
 
 from mcpward.client._agent import AgentAuth
 from mcpward.client._discovery import ServerMetadata
-from mcpward.client._secret_source import SecretSource, StaticSecret
+from mcpward.client._secret_source import SecretSource, StaticSecret, read_secret
 from mcpward.client._token_endpoint import ClientAuth, post_form
 from mcpward.client.errors import TokenEndpointError
 
@@ -48,7 +48,7 @@ class EnterpriseAuth(AgentAuth):
         self.idp_client_id = idp_client_id
 
     async def _grant(self, server: ServerMetadata, scope: str | None) -> dict[str, str | None]:
-        secret = self._idp_secret.read() if self._idp_secret is not None else None
+        secret = await read_secret(self._idp_secret) if self._idp_secret is not None else None
         idp_client = ClientAuth(
             self.idp_client_id, "client_secret_basic" if secret else "none", secret
         )
@@ -58,7 +58,7 @@ class EnterpriseAuth(AgentAuth):
             {
                 "grant_type": TOKEN_EXCHANGE,
                 "requested_token_type": ID_JAG,
-                "subject_token": self._id_token.read(),
+                "subject_token": await read_secret(self._id_token),
                 "subject_token_type": ID_TOKEN,
                 "audience": server.issuer,
                 "resource": self.resource,

@@ -25,6 +25,16 @@ Request = Any
 Response = Any
 
 
+def new_http_client() -> httpx.AsyncClient:
+    """The HTTP client a flow makes for itself (metadata, registration, token requests).
+
+    Idle connections are dropped after 2 s rather than httpx's 5 s: Node's HTTP server (under
+    many authorization servers, and the conformance suite's mocks) closes them after exactly
+    5 s, and reusing one at that boundary, as after a sign-in that took about as long, fails
+    with a ReadError on a request that cannot safely be sent twice (a code redemption)."""
+    return httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(keepalive_expiry=2.0))
+
+
 class _LoopThread:
     """A daemon thread running an event loop, for sync callers."""
 

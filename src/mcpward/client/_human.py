@@ -1,17 +1,18 @@
-"""A person's client: authorization code + PKCE, refresh with rotation, step-up.
+"""A person's client: the session behind the sign-in — refresh with rotation, step-up, storage.
 
 The access token stays in memory. The refresh token and the client registration are kept
-in a `TokenStore` (the OS keychain by default), written before the access token they came
-with is handed out, so a crash never leaves a spent refresh token in the store.
+in a `TokenStore` (the OS keychain by default) under the MCP server's URL *and* its
+authorization server's issuer, written before the access token they came with is handed
+out, so a crash never leaves a spent refresh token in the store, and a server that moves
+to another authorization server never has the old one's credentials presented there
+(SEP-2352). Store calls run on a worker thread: a keychain may wait for an unlock prompt.
+The browser sign-in itself is `_sign_in.BrowserSignIn`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import sys
-import webbrowser
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,39 +21,30 @@ from urllib.parse import urlsplit
 import httpx
 
 from mcpward._clock import Clock, system_clock
-from mcpward.client import _registration as reg
-from mcpward.client._authorization_code import (
-    AuthorizeHandler,
-    authorization_url,
-    await_redirect,
-    check_response,
-)
+from mcpward.client._authorization_code import AuthorizeHandler
 from mcpward.client._challenge import BearerChallenge, parse_bearer
-from mcpward.client._discovery import Discovery, canonical_resource, discover, issuers_match, probe
-from mcpward.client._flow import FlowAuth, Request, Response
-from mcpward.client._loopback import LoopbackListener
-from mcpward.client._pkce import Pkce
+from mcpward.client._discovery import Discovery, canonical_resource, discover, probe
+from mcpward.client._flow import FlowAuth, Request, Response, new_http_client
 from mcpward.client._registration import Registration
+from mcpward.client._sign_in import BrowserSignIn, login_scopes, open_browser
 from mcpward.client._token_endpoint import TokenSet, request_token
-from mcpward.client._token_store import StoredSession, TokenStore, default_store, session_lock
+from mcpward.client._token_store import (
+    OffLoopStore,
+    StoredSession,
+    TokenStore,
+    default_store,
+    session_key,
+    session_lock,
+)
 from mcpward.client.errors import (
-    AuthorizationError,
-    DiscoveryError,
-    InvalidClient,
-    InvalidGrant,
-    LoginRequired,
+    InvalidClientError,
+    InvalidGrantError,
+    MetadataError,
+    SignInRequired,
     StepUpLimitReached,
 )
 
 logger = logging.getLogger("mcpward.client")
-
-
-async def open_browser(url: str) -> None:
-    """Open the system browser, and print the URL too: on a remote shell the "browser"
-    may be nothing, or a text browser, and the user can still copy the link."""
-    opened = await asyncio.to_thread(webbrowser.open, url)
-    lead = "If the browser did not open, visit" if opened else "Open this URL to sign in"
-    print(f"{lead}:\n\n  {url}\n", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -80,6 +72,11 @@ class HumanAuth(FlowAuth):
     Pass it to `httpx2.AsyncClient(auth=...)` and give that client to the mcp SDK's
     `streamable_http_client`. The first 401 starts discovery and a browser sign-in;
     later runs refresh silently from the stored refresh token.
+
+    Call `await auth.token()` before opening the SDK's `Client`: in its default
+    `mode="auto"` the SDK (2.3) allows its `server/discover` request ten seconds, a sign-in
+    inside it included, and then falls back to the pre-2026 initialize handshake, so a
+    person who takes longer in the browser would get a 2026-07-28 server in legacy mode.
     """
 
     def __init__(
@@ -109,27 +106,40 @@ class HumanAuth(FlowAuth):
         self.server_url = server_url
         self.key = canonical_resource(server_url)
         self.client_id = client_id
-        self._client_secret = client_secret
-        self.client_metadata_url = client_metadata_url
-        self.client_name = client_name
         self.scopes = list(scopes) if scopes is not None else None
         self.store = store if store is not None else default_store()
-        self.authorize = authorize
+        self._store = OffLoopStore(self.store)
         self.interactive = interactive
-        self.login_timeout = login_timeout
         self.max_step_ups = max_step_ups
         self.refresh_skew = refresh_skew
-        self.redirect_port = redirect_port
         self.clock = clock
         self.lock_dir = lock_dir
+        self._sign_in = BrowserSignIn(
+            authorize=authorize,
+            timeout=login_timeout,
+            clock=clock,
+            client_name=client_name,
+            client_id=client_id,
+            client_secret=client_secret,
+            client_metadata_url=client_metadata_url,
+            redirect_port=redirect_port,
+        )
         self._http = http
         self._owns_http = http is None
         self._discovery: Discovery | None = None
         self._challenge: BearerChallenge | None = None
         self._tokens: TokenSet | None = None
         self._registration: Registration | None = None
+        self._last_requested: list[str] | None = None
         self._lock: asyncio.Lock | None = None
         self._step_ups_in_a_row = 0
+
+    @property
+    def session_key(self) -> str:
+        """Where this session lives in the store; known once the authorization server is."""
+        if self._discovery is None:
+            raise RuntimeError("the authorization server is not discovered yet")
+        return session_key(self.key, self._discovery.server.issuer)
 
     # -- public coroutines -------------------------------------------------------------
 
@@ -147,26 +157,34 @@ class HumanAuth(FlowAuth):
             return await self._login(scopes)
 
     async def logout(self) -> None:
-        """Revoke the refresh token where the server allows it (RFC 7009); forget the session."""
+        """Revoke the refresh token where the server allows it (RFC 7009); forget the session.
+
+        Finding the session needs the authorization server's issuer, so the MCP server
+        must be reachable; otherwise `MetadataError`, and nothing is forgotten."""
         async with self._guard():
-            stored = self.store.load(self.key)
-            if stored is not None and stored.refresh_token is not None:
+            discovery = await self._ensure_discovery()
+            key = self.session_key
+            stored = await self._load(key)
+            endpoint = discovery.server.revocation_endpoint
+            if stored is not None and stored.refresh_token is not None and endpoint is not None:
+                form = {"token": stored.refresh_token, "token_type_hint": "refresh_token"}
+                headers: dict[str, str] = {}
+                stored.registration.auth().apply(form, headers, endpoint, self.clock())
                 try:
-                    discovery = await self._ensure_discovery()
-                    endpoint = discovery.server.revocation_endpoint
-                    if endpoint is not None:
-                        form = {"token": stored.refresh_token, "token_type_hint": "refresh_token"}
-                        headers: dict[str, str] = {}
-                        stored.registration.auth().apply(form, headers, endpoint, self.clock())
-                        await self._client().post(endpoint, data=form, headers=headers)
-                except (httpx.HTTPError, DiscoveryError) as exc:
+                    await self._client().post(endpoint, data=form, headers=headers)
+                except httpx.HTTPError as exc:
                     logger.warning("could not revoke the refresh token: %s", type(exc).__name__)
-            self.store.delete(self.key)
+            await self._store.delete(key)
             self._tokens = None
             self._registration = None
 
     async def session_info(self) -> SessionInfo | None:
-        stored = self.store.load(self.key)
+        """The stored session, or None when there is none (or the server is unreachable)."""
+        try:
+            await self._ensure_discovery()
+        except MetadataError:
+            return None
+        stored = await self._load(self.session_key)
         if stored is None:
             return None
         tokens = self._tokens
@@ -183,7 +201,9 @@ class HumanAuth(FlowAuth):
 
     async def _flow(self, request: Request) -> AsyncGenerator[Request, Response]:
         async with self._guard():
-            tokens = await self._usable_tokens()
+            # Before the first 401 nothing is discovered yet; the server's challenge then
+            # says where to look, so the first request goes out as it is.
+            tokens = await self._usable_tokens(discover=False)
         sent = self._authorize_request(request, tokens)
         response = yield request
         renewed = False
@@ -230,7 +250,8 @@ class HumanAuth(FlowAuth):
         if current is not None and current.access_token != sent and self._fresh(current):
             return current  # another task already renewed it
         self._tokens = None
-        # The server may have moved to another authorization server: discover again.
+        # The server may have moved to another authorization server: discover again. The
+        # session key then names the new issuer, so nothing of the old one is presented.
         self._discovery = None
         await self._ensure_discovery(challenge)
         # A rejected access token may be revoked or signed with a retired key; a refresh
@@ -249,16 +270,16 @@ class HumanAuth(FlowAuth):
         due = tokens.refresh_due(self.refresh_skew)
         return due is None or self.clock() < due
 
-    async def _usable_tokens(self) -> TokenSet | None:
-        """Memory, else a refresh from the stored session; never interactive."""
+    async def _usable_tokens(self, *, discover: bool = True) -> TokenSet | None:
+        """Memory, else a refresh from the stored session; never interactive. The session's
+        key names the issuer, so without discovery (`discover=False`) nothing is looked up."""
         if self._tokens is not None and self._fresh(self._tokens):
             return self._tokens
-        stored = self.store.load(self.key)
-        if stored is None or stored.refresh_token is None:
+        if self._discovery is None and not discover:
             return None
         try:
             await self._ensure_discovery()
-        except DiscoveryError as exc:
+        except MetadataError as exc:
             logger.warning("cannot refresh the session for %s: %s", self.key, exc)
             return None
         return await self._refresh()
@@ -267,7 +288,7 @@ class HumanAuth(FlowAuth):
         self, scopes: Sequence[str] | None, challenge: BearerChallenge | None = None
     ) -> TokenSet:
         if not self.interactive:
-            raise LoginRequired(f"sign in first: mcpward login {self.server_url}")
+            raise SignInRequired(f"sign in first: mcpward login {self.server_url}")
         return await self._login(scopes, challenge)
 
     async def _ensure_discovery(self, challenge: BearerChallenge | None = None) -> Discovery:
@@ -279,16 +300,26 @@ class HumanAuth(FlowAuth):
             self._discovery = await discover(http, self.server_url, challenge)
         return self._discovery
 
+    async def _load(self, key: str) -> StoredSession | None:
+        stored = await self._store.load(key)
+        if stored is not None or self._discovery is None:
+            return stored
+        # Releases before SEP-2352 keyed a session by the MCP server's URL alone: take it
+        # over if it belongs to this very issuer, and leave it otherwise.
+        legacy = await self._store.load(self.key)
+        if legacy is None or legacy.registration.issuer != self._discovery.server.issuer:
+            return None
+        await self._store.save(key, legacy)
+        await self._store.delete(self.key)
+        return legacy
+
     async def _refresh(self) -> TokenSet | None:
         discovery = await self._ensure_discovery()
-        async with session_lock(self.key, self.lock_dir):
+        key = self.session_key
+        async with session_lock(key, self.lock_dir):
             # Re-read under the lock: another process may have rotated the token meanwhile.
-            stored = self.store.load(self.key)
+            stored = await self._load(key)
             if stored is None or stored.refresh_token is None:
-                return None
-            if not issuers_match(stored.registration.issuer, discovery.server.issuer):
-                logger.info("%s moved to another authorization server; signing in again", self.key)
-                self.store.delete(self.key)
                 return None
             try:
                 tokens = await request_token(
@@ -302,20 +333,20 @@ class HumanAuth(FlowAuth):
                     stored.registration.auth(),
                     clock=self.clock,
                 )
-            except InvalidClient:
+            except InvalidClientError:
                 # The registration itself is gone (a DCR client cleaned up, a secret
                 # expired): forget it, so the sign-in registers afresh.
                 logger.info("the client registration for %s is no longer valid", self.key)
-                self.store.delete(self.key)
+                await self._store.delete(key)
                 self._registration = None
                 return None
-            except InvalidGrant:
+            except InvalidGrantError:
                 # Expired, revoked, or its family was revoked: a fresh sign-in, not a crash.
                 logger.info("the stored session for %s is no longer valid", self.key)
-                self.store.save(self.key, replace(stored, refresh_token=None))
+                await self._store.save(key, replace(stored, refresh_token=None))
                 return None
-            self.store.save(
-                self.key,
+            await self._store.save(
+                key,
                 replace(
                     stored,
                     refresh_token=tokens.refresh_token or stored.refresh_token,
@@ -328,120 +359,35 @@ class HumanAuth(FlowAuth):
 
     # -- browser sign-in ---------------------------------------------------------------
 
-    _last_requested: list[str] | None = None
-
-    def _login_scopes(
-        self,
-        discovery: Discovery,
-        requested: Sequence[str] | None,
-        challenge: BearerChallenge | None,
-    ) -> list[str]:
-        # MCP 2025-11-25 "Scope Selection Strategy": the challenge's scope, else what the
-        # resource lists as supported, else none at all.
-        prm = discovery.resource_metadata
-        scopes = list(
-            requested
-            or self.scopes
-            or (challenge.scopes if challenge else None)
-            or (prm.scopes_supported if prm else None)
-            or []
-        )
-        # SEP-2207: ask for offline_access where the server offers it, to get a refresh token.
-        if discovery.server.supports_offline_access and "offline_access" not in scopes:
-            scopes.append("offline_access")
-        return scopes
-
     async def _login(
         self, requested: Sequence[str] | None, challenge: BearerChallenge | None = None
     ) -> TokenSet:
         challenge = challenge or self._challenge
         discovery = await self._ensure_discovery(challenge)
-        server = discovery.server
-        if server.authorization_endpoint is None:
-            raise DiscoveryError(f"{server.issuer} publishes no authorization_endpoint")
-        if server.published and "S256" not in (server.code_challenge_methods_supported or []):
-            # MCP: without advertised S256 support a client must not proceed.
-            raise AuthorizationError(f"{server.issuer} does not advertise PKCE S256; refusing")
-        scopes = self._login_scopes(discovery, requested, challenge)
+        key = self.session_key
+        scopes = login_scopes(discovery, requested or self.scopes, challenge)
         self._last_requested = [s for s in scopes if s != "offline_access"]
-        stored = self.store.load(self.key)
-        preferred_port = 0
-        if self.redirect_port:
-            preferred_port = self.redirect_port
-        elif stored is not None and stored.registration.redirect_uris:
-            preferred_port = urlsplit(stored.registration.redirect_uris[0]).port or 0
-        async with LoopbackListener(preferred_port) as listener:
-            redirect_uri = listener.redirect_uri
-            registration = await self._registration_for(
-                discovery, redirect_uri, " ".join(scopes) or None, stored
-            )
-            pkce, state = Pkce(), secrets.token_urlsafe(32)
-            url = authorization_url(
-                server.authorization_endpoint,
-                client_id=registration.client_id,
-                redirect_uri=redirect_uri,
-                pkce=pkce,
-                state=state,
-                resource=discovery.resource,
-                scopes=scopes,
-            )
-            result = await await_redirect(self.authorize, url, listener, self.login_timeout)
-        code = check_response(result, state, server)
-        tokens = await request_token(
-            self._client(),
-            server.token_endpoint,
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "code_verifier": pkce.verifier,
-                "resource": discovery.resource,
-            },
-            registration.auth(),
-            clock=self.clock,
-        )
-        async with session_lock(self.key, self.lock_dir):
-            self.store.save(
-                self.key,
+        stored = await self._load(key)
+        known = [r for r in (self._registration, stored.registration if stored else None) if r]
+        signed_in = await self._sign_in.run(self._client(), discovery, scopes, known)
+        tokens = signed_in.tokens
+        async with session_lock(key, self.lock_dir):
+            await self._store.save(
+                key,
                 StoredSession(
                     resource=discovery.resource,
-                    registration=registration,
+                    registration=signed_in.registration,
                     refresh_token=tokens.refresh_token,
                     scope=tokens.scope or " ".join(scopes) or None,
                 ),
             )
-        self._registration = registration
+        self._registration = signed_in.registration
         self._tokens = tokens
         return tokens
 
-    async def _registration_for(
-        self,
-        discovery: Discovery,
-        redirect_uri: str,
-        scope: str | None,
-        stored: StoredSession | None,
-    ) -> Registration:
-        server = discovery.server
-        if self.client_id is not None:
-            return reg.preregistered(server, self.client_id, self._client_secret, redirect_uri)
-        for known in (self._registration, stored.registration if stored else None):
-            if known is not None and issuers_match(known.issuer, server.issuer):
-                expires = known.client_secret_expires_at
-                if expires is None or expires > self.clock() + 60:
-                    return known
-        if self.client_metadata_url is not None and server.client_id_metadata_document_supported:
-            return reg.from_metadata_document(server, self.client_metadata_url)
-        return await reg.register_dynamically(
-            self._client(),
-            server,
-            client_name=self.client_name,
-            redirect_uri=redirect_uri,
-            scope=scope,
-        )
-
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=30.0)
+            self._http = new_http_client()
         return self._http
 
     async def _aclose(self) -> None:

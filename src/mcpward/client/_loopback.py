@@ -12,7 +12,7 @@ import html
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
-from mcpward.client.errors import LoginTimeout
+from mcpward.client.errors import SignInTimeout
 
 _PAGE = (
     "<!doctype html><meta charset=utf-8><title>{title}</title>"
@@ -70,7 +70,7 @@ class LoopbackListener:
         try:
             return await asyncio.wait_for(asyncio.shield(self._result), seconds)
         except TimeoutError:
-            raise LoginTimeout(
+            raise SignInTimeout(
                 f"no sign-in completed within {seconds:g} s "
                 f"(nothing arrived at {self.redirect_uri})",
                 "timeout",

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 
 def code_challenge(verifier: str) -> str:
@@ -24,4 +25,4 @@ class Pkce:
     def challenge(self) -> str:
         return code_challenge(self.verifier)
 
-    method = "S256"
+    method: ClassVar[Literal["S256"]] = "S256"

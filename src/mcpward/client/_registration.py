@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from mcpward.client._discovery import ServerMetadata
-from mcpward.client._token_endpoint import AuthMethod, ClientAuth
+from mcpward.client._token_endpoint import AUTH_METHODS, AuthMethod, ClientAuth, one_of
 from mcpward.client.errors import RegistrationError
 
 _SECRET_METHODS: tuple[AuthMethod, ...] = ("client_secret_basic", "client_secret_post")
@@ -44,7 +44,11 @@ class Registration:
         return cls(
             issuer=data["issuer"],
             client_id=data["client_id"],
-            token_endpoint_auth_method=data.get("token_endpoint_auth_method", "none"),
+            token_endpoint_auth_method=one_of(
+                data.get("token_endpoint_auth_method", "none"),
+                AUTH_METHODS,
+                "token_endpoint_auth_method",
+            ),
             client_secret=data.get("client_secret"),
             redirect_uris=tuple(data.get("redirect_uris", ())),
             client_secret_expires_at=data.get("client_secret_expires_at"),
@@ -79,7 +83,6 @@ async def register_dynamically(
     *,
     client_name: str,
     redirect_uri: str,
-    scope: str | None,
 ) -> Registration:
     if server.registration_endpoint is None:
         raise RegistrationError(
@@ -100,7 +103,6 @@ async def register_dynamically(
     }
     # No "scope" member: some servers (oidc-provider) then restrict the client to it, which
     # would make every later step-up to a wider scope fail.
-    del scope
     try:
         response = await http.post(server.registration_endpoint, json=body)
     except httpx.HTTPError as exc:
@@ -120,9 +122,10 @@ async def register_dynamically(
     if not isinstance(client_id, str):
         raise RegistrationError("client registration response lacks client_id")
     secret = data.get("client_secret")
-    granted = data.get("token_endpoint_auth_method", method)
-    if granted not in ("none", *_SECRET_METHODS):
-        granted = method
+    answered = data.get("token_endpoint_auth_method", method)
+    granted: AuthMethod = method
+    if answered == "none" or answered in _SECRET_METHODS:
+        granted = one_of(answered, AUTH_METHODS, "token_endpoint_auth_method")
     if granted in _SECRET_METHODS and not isinstance(secret, str):
         granted = "none"
     expires = data.get("client_secret_expires_at")

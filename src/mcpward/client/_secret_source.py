@@ -7,6 +7,7 @@ or keychain by the deployment) is picked up without restarting the agent.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,12 @@ class SecretSource(Protocol):
     def read(self) -> str:
         """The current value. Raises `LookupError` when it is not there."""
         ...
+
+
+async def read_secret(source: SecretSource) -> str:
+    """`source.read()` on a worker thread: a keychain may wait for the user to unlock it, and
+    a secret file may sit on a slow mount; neither may stall the event loop."""
+    return await asyncio.to_thread(source.read)
 
 
 @dataclass(frozen=True)

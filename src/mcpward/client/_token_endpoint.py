@@ -10,7 +10,7 @@ import base64
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, get_args
 from urllib.parse import quote
 
 import httpx
@@ -21,6 +21,27 @@ from mcpward._clock import Clock, system_clock
 from mcpward.client.errors import TokenEndpointError, token_error
 
 AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+AUTH_METHODS: tuple[AuthMethod, ...] = get_args(AuthMethod)
+
+SigningAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+"""JWS algorithms a client assertion (private_key_jwt, RFC 7523) may be signed with."""
+SIGNING_ALGORITHMS: tuple[SigningAlgorithm, ...] = get_args(SigningAlgorithm)
+
+TokenType = Literal["Bearer"]
+"""Token types this client accepts (RFC 6750); DPoP (RFC 9449) is a separate issue."""
+
+_L = TypeVar("_L", bound=str)
+
+
+def one_of(value: object, members: tuple[_L, ...], what: str) -> _L:
+    """`value` narrowed to one of a Literal's `members`; ValueError naming `what` otherwise."""
+    for member in members:
+        if value == member:
+            return member
+    raise ValueError(f"unsupported {what} {value!r}; expected one of {', '.join(members)}")
+
 
 _ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _ASSERTION_LIFETIME = 60
@@ -31,7 +52,7 @@ class TokenSet:
     """A token response. `expires_at` is absolute (epoch seconds), from our clock."""
 
     access_token: str = field(repr=False)
-    token_type: str = "Bearer"
+    token_type: TokenType = "Bearer"
     expires_at: float | None = None
     scope: str | None = None
     refresh_token: str | None = field(default=None, repr=False)
@@ -63,7 +84,7 @@ class ClientAuth:
     method: AuthMethod = "none"
     client_secret: str | None = field(default=None, repr=False)
     private_key_pem: str | None = field(default=None, repr=False)
-    signing_algorithm: str = "RS256"
+    signing_algorithm: SigningAlgorithm = "RS256"
     # RFC 7523 §3 lets the audience be the token endpoint; newer drafts prefer the issuer.
     assertion_audience: str | None = None
 

@@ -1,7 +1,9 @@
 """Where a signed-in session survives the process: the OS keychain, else a private file.
 
-What is stored per MCP server (keyed by its resource URL): the client registration and the
-refresh token. Access tokens are never stored; they live in memory only.
+What is stored per MCP server and authorization server (`session_key`): the client
+registration and the refresh token. Access tokens are never stored; they live in memory only.
+Client credentials belong to one authorization server (MCP 2026-07-28, SEP-2352), so a server
+that moves to another one gets a session of its own rather than the old one's credentials.
 
 `default_store()` uses `keyring` (Secret Service, macOS Keychain, Windows Credential
 Locker). With no usable backend it falls back to a JSON file created 0600 in a 0700
@@ -28,6 +30,12 @@ from mcpward.client._registration import Registration
 logger = logging.getLogger("mcpward.client")
 
 SERVICE = "mcpward"
+
+
+def session_key(resource: str, issuer: str) -> str:
+    """The store key of a session: the MCP server's URL and its authorization server's issuer,
+    separated by a space, which neither URL can contain."""
+    return f"{resource} {issuer}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,10 @@ class StoredSession:
 
 
 class TokenStore(Protocol):
-    """Persistence for sessions; implementations must be safe to call from several processes."""
+    """Persistence for sessions; implementations must be safe to call from several processes.
+
+    The methods are synchronous (keyring's API is); the async flows call them through
+    `OffLoopStore`, on a worker thread, because a keychain may block on an unlock prompt."""
 
     def load(self, key: str) -> StoredSession | None: ...
 
@@ -85,7 +96,7 @@ class MemoryStore:
 
 
 class KeyringStore:
-    """One keychain item per MCP server, service "mcpward", user name = resource URL."""
+    """One keychain item per session, service "mcpward", user name = `session_key`."""
 
     def __init__(self, service: str = SERVICE) -> None:
         self.service = service
@@ -203,6 +214,23 @@ def default_store() -> TokenStore:
             store.path,
         )
     return store
+
+
+class OffLoopStore:
+    """A `TokenStore` for coroutines: each call runs on a worker thread, so a keychain that
+    waits for the user to unlock it (or a slow D-Bus) never stalls the event loop."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self.store = store
+
+    async def load(self, key: str) -> StoredSession | None:
+        return await asyncio.to_thread(self.store.load, key)
+
+    async def save(self, key: str, session: StoredSession) -> None:
+        await asyncio.to_thread(self.store.save, key, session)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self.store.delete, key)
 
 
 @contextlib.asynccontextmanager

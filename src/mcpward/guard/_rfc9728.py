@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
+OFFLINE_ACCESS = "offline_access"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +26,12 @@ class ProtectedResourceMetadata:
             # RFC 6750 §2.1 only: a token in a form body or the query is refused.
             "bearer_methods_supported": ["header"],
         }
-        if self.scopes_supported:
-            doc["scopes_supported"] = sorted(self.scopes_supported)
+        # offline_access asks the authorization server for a refresh token; it is not a
+        # permission of this resource, and a client that requests every scope listed here
+        # must not ask for it on the resource's behalf (MCP SEP-2207).
+        scopes = sorted(s for s in self.scopes_supported if s != OFFLINE_ACCESS)
+        if scopes:
+            doc["scopes_supported"] = scopes
         if self.resource_name:
             doc["resource_name"] = self.resource_name
         if self.resource_documentation:
