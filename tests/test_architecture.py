@@ -25,11 +25,13 @@ ALLOWED: dict[str, set[str]] = {
     "server": {"storage", "revocation", "state", "audit"},
     "guard": {"revocation", "state", "audit", "storage"},
     "client": {"audit"},
-    "compose": {"server", "storage", "revocation", "state", "audit", "guard", "demo"},
+    "operations": {"server", "storage", "revocation", "audit"},
+    "console": {"operations", "server", "storage", "state", "audit"},
+    "compose": {"server", "storage", "revocation", "state", "audit", "guard", "demo", "console"},
     "demo": {"guard", "server", "storage", "revocation", "state", "audit"},
     "testing": {"compose", "server", "guard", "storage", "revocation", "state", "audit"},
     "cli": {"compose", "server", "guard", "client", "storage", "revocation", "state", "audit"}
-    | {"demo"},
+    | {"demo", "operations"},
     "__main__": {"cli"},
 }
 MAX_LINES = 400

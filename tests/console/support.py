@@ -22,13 +22,13 @@ import pyotp
 
 from mcpward._clock import FrozenClock
 from mcpward.audit import AuditLog, MemorySink
-from mcpward.audit.database import DatabaseSink
 from mcpward.compose.server import open_server
 from mcpward.config import Settings
 from mcpward.console import ConsoleApp
 from mcpward.operations import Actor, Operations
 from mcpward.server import AuthorizationServer
 from mcpward.server.pages import hash_password
+from mcpward.storage.audit_sink import DatabaseSink
 from mcpward.storage.records import ResourceRecord, UserRecord
 from tests.conftest import serve
 from tests.services import free_port

@@ -18,10 +18,10 @@ import pytest
 
 from mcpward._clock import FrozenClock
 from mcpward.audit import AuditEvent, AuditLog
-from mcpward.audit.database import DatabaseSink, parse_line
 from mcpward.compose.server import audit_log, open_server
 from mcpward.config import Settings
 from mcpward.server import AuthorizationServer, routes
+from mcpward.storage.audit_sink import DatabaseSink, parse_line
 from mcpward.storage.database import open_engine, upgrade
 from mcpward.storage.records import ClientRecord, EventFilter, ResourceRecord, StoredEvent
 from mcpward.storage.sql import SqlAuditEvents

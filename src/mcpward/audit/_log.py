@@ -89,17 +89,11 @@ class AuditLog:
 
 
 def sink_from_spec(spec: str) -> AuditSink:
-    """``stdout``, ``stderr``, ``file:/path/to/audit.jsonl`` or ``db:DATABASE-URL`` (the
-    ``audit_events`` table the operator console searches)."""
+    """``stdout``, ``stderr`` or ``file:/path/to/audit.jsonl``."""
     if spec == "stdout":
         return StreamSink(sys.stdout)
     if spec == "stderr":
         return StreamSink(sys.stderr)
     if spec.startswith("file:"):
         return FileSink(spec.removeprefix("file:"))
-    if spec.startswith("db:"):
-        from mcpward.audit.database import DatabaseSink
-
-        return DatabaseSink(spec.removeprefix("db:"))
-    # Never the spec itself: a database URL may carry a password.
-    raise ValueError("unknown audit sink: use stdout, stderr, file:PATH or db:URL")
+    raise ValueError(f"unknown audit sink {spec!r}: use stdout, stderr or file:PATH")

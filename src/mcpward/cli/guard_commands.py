@@ -167,7 +167,7 @@ def gateway(
 
         sinks.append(LokiSink(loki_url, labels={"service": "mcpward-gateway"}))
     if audit_db:
-        from mcpward.audit.database import DatabaseSink
+        from mcpward.storage.audit_sink import DatabaseSink
 
         sinks.append(DatabaseSink(audit_db))
     audit = AuditLog(sinks)

@@ -61,11 +61,10 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
                 timeout_graceful_shutdown=30,
                 lifespan="on",
             )
-            main_server = uvicorn.Server(config)
             if serving.console is None:
-                await main_server.serve()
+                await uvicorn.Server(config).serve()
             else:
-                await _serve_with_console(main_server, serving.console, settings)
+                await _serve_with_console(config, serving.console, settings)
         finally:
             await server.close()
 
@@ -73,13 +72,17 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
         runner.run(run())
 
 
-async def _serve_with_console(main_server: Any, console: Any, settings: Settings) -> None:
+async def _serve_with_console(config: Any, console: Any, settings: Settings) -> None:
     """The console on its own listener beside the server, in this event loop: the main
     server owns the signals; when it stops, the console stops; if the console cannot
     start (its port taken), the server stops too rather than run without it."""
     import uvicorn
 
-    class Companion(uvicorn.Server):
+    class Server(uvicorn.Server):
+        def stop(self) -> None:
+            self.should_exit = True  # how uvicorn is asked to shut down gracefully
+
+    class Companion(Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield  # the main server's handlers stop both
@@ -98,18 +101,14 @@ async def _serve_with_console(main_server: Any, console: Any, settings: Settings
             lifespan="on",
         )
     )
+    main_server = Server(config)
     click.echo(f"mcpward: operator console {settings.console_origin()}", err=True)
     task = asyncio.create_task(companion.serve())
-
-    def stop_main(done: asyncio.Task[None]) -> None:
-        if not main_server.should_exit:
-            main_server.should_exit = True
-
-    task.add_done_callback(stop_main)
+    task.add_done_callback(lambda _: main_server.stop())
     try:
         await main_server.serve()
     finally:
-        companion.should_exit = True
+        companion.stop()
         with contextlib.suppress(BaseException):
             await task
 

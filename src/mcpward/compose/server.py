@@ -43,7 +43,7 @@ def audit_log(
     it; the server's maintenance loop purges it)."""
     sinks: list[AuditSink] = [sink_from_spec(spec or settings.audit_sink)]
     if settings.audit_to_table():
-        from mcpward.audit.database import DatabaseSink
+        from mcpward.storage.audit_sink import DatabaseSink
 
         sinks.append(DatabaseSink(settings.resolved_database_url()))
     return AuditLog(sinks, clock)

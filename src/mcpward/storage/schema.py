@@ -244,7 +244,7 @@ revoked_sessions = Table(
 )
 
 # Recent audit events where the operator console can search them, written in batches by
-# the database audit sink (mcpward.audit.database) of the server and of guards in other
+# the database audit sink (mcpward.storage.audit_sink) of the server and of guards in other
 # processes, and purged after ``audit_table_retention`` by the server's maintenance loop.
 # The same fields as an audit line: identifiers, never a token or a secret.
 audit_events = Table(

@@ -9,7 +9,9 @@ lines), retries a failed batch with backoff, and gives up on it after ``max_retr
 (counted in ``failed``); an outage is logged once, by exception type, never with data.
 The same sink serves the authorization server, the CLI, and guards or gateways in other
 processes (``mcpward gateway --audit-db URL``). The table comes from the server's
-migrations (``mcpward db upgrade``).
+migrations (``mcpward db upgrade``). It lives with storage, not with the audit
+vocabulary, so that the roles using ``mcpward.audit`` (the guard, the client) need no
+database; it reads the lines an ``AuditLog`` hands every sink.
 """
 
 from __future__ import annotations
