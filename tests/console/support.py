@@ -77,9 +77,9 @@ class ConsoleSite:
 
 @asynccontextmanager
 async def start_console(
-    tmp_path: Path, *, database_url: str | None = None, **settings: Any
+    tmp_path: Path, *, database_url: str | None = None, now: float | None = None, **settings: Any
 ) -> AsyncIterator[ConsoleSite]:
-    clock = FrozenClock()
+    clock = FrozenClock(now)
     sink = MemorySink()
     url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'mcpward.db'}"
     port = free_port()

@@ -272,6 +272,8 @@ async def test_a_rotated_secret_is_shown_once(site: ConsoleSite) -> None:
     async with await signed_in(site) as c:
         r = await c.confirm("/clients/rotate-secret?id=agent")
         assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+        assert "<script" not in r.text and "style=" not in r.text
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
         (secret,) = re.findall(r"mcpw_cs_[A-Za-z0-9_-]+", r.text)
         assert await site.server.clients.check_secret("agent", secret)
         seen = [await c.get(p) for p in ("/clients/show?id=agent", "/clients", "/activity", "/")]

@@ -35,6 +35,8 @@ class Confirm:
     facts: list[tuple[str, str]] = field(default_factory=list)
     items: list[str] = field(default_factory=list)  # e.g. the clients a prune deletes
     enabled: bool = True  # False: nothing to do (the button is not shown)
+    # A number the operator may change before confirming: (parameter, label, value).
+    adjust: tuple[str, str, str] | None = None
 
 
 Params = dict[str, str]

@@ -216,13 +216,13 @@ class Clients:
             lede=(
                 f"Dynamically registered clients that never got a token, registered more "
                 f"than {days} day(s) ago. Pre-registered and metadata-document clients are "
-                "never pruned. The same as `mcpward clients prune`."
+                "never pruned. This is what mcpward clients prune does."
             ),
             button="Delete them",
             back="/clients?source=dcr",
-            facts=[("Registered before", f"{days} day(s) ago")],
             items=shown + more,
             enabled=bool(ids),
+            adjust=("days", "Registered more than this many days ago", str(days)),
         )
 
     async def _prune(self, request: Request, operator: Operator, p: Params) -> Response:

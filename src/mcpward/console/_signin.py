@@ -10,7 +10,7 @@ from starlette.responses import Response
 from mcpward.console._core import Console, safe_next
 from mcpward.console._session import OperatorSession
 from mcpward.operations import Actor
-from mcpward.server.pages._pages import BadForm, Form, one, read_form
+from mcpward.server.pages._pages import BadForm, Form, minutes, one, read_form
 from mcpward.server.pages._render import redirect
 
 FAILED = "The username, password or code is not right, or this account may not use the console."
@@ -126,7 +126,11 @@ class SignIn:
             )
             return console.page(
                 "step_up.html",
-                {"next": next_, "error": LOCKED if why == "locked" else FAILED},
+                {
+                    "next": next_,
+                    "error": LOCKED if why == "locked" else FAILED,
+                    "window": minutes(console.settings.step_up_window),
+                },
                 operator=operator,
                 status=401,
             )

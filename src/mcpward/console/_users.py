@@ -180,8 +180,8 @@ class Users:
             title=f"Offboard {name}?",
             lede=(
                 f"The account is disabled, its {live} live grant(s) and every access token "
-                "are revoked at every guard, and every consent is forgotten, at once. The "
-                "same as `mcpward users offboard`."
+                "are revoked at every guard, and every consent is forgotten, at once, as "
+                "mcpward users offboard does."
             ),
             button="Offboard user",
             back=user_link(p["id"]),

@@ -17,7 +17,8 @@ KeyState = Literal["signing", "pending", "published", "expired"]
 class KeyView:
     """A signing key and where it is in its life: ``pending`` (published, signing from
     ``active_at``), ``signing``, ``published`` (retired from signing, still in the JWKS for
-    the tokens it signed) or ``expired`` (no longer published)."""
+    the tokens it signed; also a pending key an immediate rotation overtook, which never
+    signs) or ``expired`` (no longer published)."""
 
     record: SigningKeyRecord
     state: KeyState
@@ -54,7 +55,8 @@ class KeyOperations:
 def _state(record: SigningKeyRecord, current: str, now: float) -> KeyState:
     if record.kid == current:
         return "signing"
-    if record.active_at > now:
+    never_signs = record.retired_at is not None and record.retired_at <= record.active_at
+    if record.active_at > now and not never_signs:
         return "pending"
     if record.published_until is None or record.published_until > now:
         return "published"
