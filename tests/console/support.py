@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -120,11 +120,20 @@ def field(page: str, name: str) -> str:
     return html.unescape(match.group(1))
 
 
+class Reachable(Protocol):
+    """A console to sign in to: its URL and the operator's next TOTP code."""
+
+    @property
+    def url(self) -> str: ...
+
+    def code(self) -> str: ...
+
+
 class OperatorClient:
     """An httpx client that keeps the console's Secure cookie (see the module docstring)
     and never follows redirects by itself."""
 
-    def __init__(self, site: ConsoleSite) -> None:
+    def __init__(self, site: Reachable) -> None:
         self.site = site
         self.http = httpx.AsyncClient(base_url=site.url, follow_redirects=False)
         self.cookie: str | None = None

@@ -150,6 +150,7 @@ def gateway(
     import uvicorn
 
     from mcpward.audit import AuditLog, sink_from_spec
+    from mcpward.cli._uvicorn import GracefulServer
     from mcpward.guard import RateLimits, make_guard
     from mcpward.guard.gateway import create_gateway
 
@@ -204,10 +205,11 @@ def gateway(
     # The gateway's lifespan starts the guard (and so the revocation poller).
     app = create_gateway(upstream, guard, upstream_headers=headers)
     click.echo(f"mcpward gateway: {resource} -> {upstream} (tokens from {issuer})", err=True)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws="none")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", ws="none")
+        GracefulServer(config).run()
     finally:
-        audit.close()  # what the batching sinks still hold is written before exit
+        audit.close()  # what the batching sinks (database, Loki) hold is written
 
 
 def _rate(value: str) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -26,6 +26,7 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
     """Run the authorization server (and with --demo, the guarded demo MCP server)."""
     import uvicorn
 
+    from mcpward.cli._uvicorn import GracefulServer
     from mcpward.compose.apps import open_serving
     from mcpward.config import load_settings
 
@@ -62,7 +63,7 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
                 lifespan="on",
             )
             if serving.console is None:
-                await uvicorn.Server(config).serve()
+                await GracefulServer(config).serve()
             else:
                 await _serve_with_console(config, serving.console, settings)
         finally:
@@ -78,14 +79,7 @@ async def _serve_with_console(config: Any, console: Any, settings: Settings) -> 
     start (its port taken), the server stops too rather than run without it."""
     import uvicorn
 
-    class Server(uvicorn.Server):
-        def stop(self) -> None:
-            self.should_exit = True  # how uvicorn is asked to shut down gracefully
-
-    class Companion(Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield  # the main server's handlers stop both
+    from mcpward.cli._uvicorn import Companion, GracefulServer
 
     tls = settings.console_tls()
     companion = Companion(
@@ -101,7 +95,7 @@ async def _serve_with_console(config: Any, console: Any, settings: Settings) -> 
             lifespan="on",
         )
     )
-    main_server = Server(config)
+    main_server = GracefulServer(config)
     click.echo(f"mcpward: operator console {settings.console_origin()}", err=True)
     task = asyncio.create_task(companion.serve())
     task.add_done_callback(lambda _: main_server.stop())
