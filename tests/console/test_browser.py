@@ -136,6 +136,8 @@ async def test_every_view(window: Window, seeded: tuple[ConsoleSite, Seeded], si
         await page.goto(site.url + path)
         await page.get_by_role("heading", level=1, name=headings[name]).wait_for()
         await check(page, name, size)
+        if name in ("activity", "user"):  # what the window shows first (the README's)
+            await shot(page, f"console-{name}-{size}-window", full_page=False)
     # What the views say, not only that they render.
     await page.goto(site.url + "/activity?outcome=rate_limited")
     assert await page.locator(".count-rate_limited .count-n").inner_text() == "42"
