@@ -138,3 +138,24 @@ def test_cli_actions_name_their_operator(env: dict[str, str], tmp_path: Path) ->
     ):
         assert by_event[name]["actor"] == actor, name
     assert by_event["token.revoked"]["jti"] == "leaked-jti"
+
+
+def test_serve_refuses_to_start_without_its_console(env: dict[str, str]) -> None:
+    """The console's port is taken: `mcpward serve` says so and stops, before serving
+    the authorization server without the console it was configured with."""
+    import socket
+
+    from tests.services import free_port
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "mcpward", "serve", "--port", str(free_port())],
+            env={**env, "MCPWARD_CONSOLE__ENABLED": "true", "MCPWARD_CONSOLE__PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert f"the operator console cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -337,6 +337,7 @@ async def test_bad_input_gets_plain_answers(site: ConsoleSite) -> None:
         assert "csrf" in page.text
 
 
+@pytest.mark.postgres
 async def test_a_missing_database_is_503_with_retry_after(
     tmp_path: Path, postgres_admin_url: str
 ) -> None:

@@ -75,18 +75,30 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
 
 async def _serve_with_console(config: Any, console: Any, settings: Settings) -> None:
     """The console on its own listener beside the server, in this event loop: the main
-    server owns the signals; when it stops, the console stops; if the console cannot
-    start (its port taken), the server stops too rather than run without it."""
+    server owns the signals; when it stops, the console stops. The console's socket is
+    bound first: if its port is taken, the command fails before serving anything, and
+    should the console stop on its own, the server stops too rather than run without it."""
+    import socket
+
     import uvicorn
 
     from mcpward.cli._uvicorn import Companion, GracefulServer
 
+    host, port = settings.console.host, settings.console.port
+    try:
+        listener = socket.create_server(
+            (host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+        )
+    except OSError as exc:
+        raise click.ClickException(
+            f"the operator console cannot listen on {host}:{port}: {exc.strerror}"
+        ) from None
     tls = settings.console_tls()
     companion = Companion(
         uvicorn.Config(
             console,
-            host=settings.console.host,
-            port=settings.console.port,
+            host=host,
+            port=port,
             log_level="info",
             access_log=False,
             ssl_certfile=str(tls[0]) if tls else None,
@@ -97,7 +109,7 @@ async def _serve_with_console(config: Any, console: Any, settings: Settings) -> 
     )
     main_server = GracefulServer(config)
     click.echo(f"mcpward: operator console {settings.console_origin()}", err=True)
-    task = asyncio.create_task(companion.serve())
+    task = asyncio.create_task(companion.serve(sockets=[listener]))
     task.add_done_callback(lambda _: main_server.stop())
     try:
         await main_server.serve()
