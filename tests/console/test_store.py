@@ -267,3 +267,46 @@ async def test_migration_backfills_last_use_from_grants(database_url: str) -> No
         assert unused is not None and unused.last_used_at is None
     finally:
         await engine.dispose()
+
+
+async def test_migration_downgrades_and_upgrades_again(database_url: str) -> None:
+    """0003_audit_events undone leaves 0002's schema (no audit table, no new columns, the
+    old indexes), and applies again cleanly."""
+    from alembic import command
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import Connection
+
+    from mcpward.storage.database import _alembic_config, current_revision
+
+    engine = open_engine(database_url)
+
+    def shape(connection: Connection) -> tuple[set[str], set[str], set[str]]:
+        found = inspect(connection)
+        columns = {c["name"] for c in found.get_columns("clients")}
+        columns |= {c["name"] for c in found.get_columns("users")}
+        indexes = {i["name"] or "" for i in found.get_indexes("token_families")}
+        return set(found.get_table_names()), columns, indexes
+
+    def downgrade(connection: Connection) -> None:
+        config = _alembic_config(str(engine.url))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+
+    try:
+        await upgrade(engine)
+        assert await current_revision(engine) == "0003_audit_events"
+        async with engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        async with engine.connect() as conn:
+            tables, columns, indexes = await conn.run_sync(shape)
+        assert "audit_events" not in tables and "revoked_sessions" in tables
+        assert not {"last_used_at", "operator_since"} & columns
+        assert "ix_token_families_created_at" not in indexes
+        assert "ix_token_families_subject" in indexes
+        await upgrade(engine)
+        assert await current_revision(engine) == "0003_audit_events"
+        store = SqlStore(engine)
+        await store.audit_events.append([StoredEvent(0, 1.0, "logout", "ok")])
+        assert len(await store.audit_events.search(EventFilter(0.0, 2.0))) == 1
+    finally:
+        await engine.dispose()

@@ -15,8 +15,7 @@ from mcpward.console._core import Console, Operator
 from mcpward.console._display import REVOKED, SOURCES, client_link, stamp, user_link
 from mcpward.operations import NotFound
 from mcpward.server.pages._render import redirect
-from mcpward.storage.contracts import ClientStatus
-from mcpward.storage.records import ClientSource
+from mcpward.storage.records import ClientSource, ClientStatus
 
 DAY = 86_400.0
 PRUNE_SHOWN = 50

@@ -19,8 +19,7 @@ from mcpward.operations._base import (
 from mcpward.revocation import Revocation
 from mcpward.server import AuthorizationServer
 from mcpward.server.clients import NewSecret
-from mcpward.storage.contracts import ClientStatus
-from mcpward.storage.records import ClientRecord, ClientSource, SecretRecord
+from mcpward.storage.records import ClientRecord, ClientSource, ClientStatus, SecretRecord
 
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 DAY = 86_400.0

@@ -12,7 +12,7 @@ Times are seconds since the epoch (``float``), as the clock gives them.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from mcpward.storage.audit_events import AuditEventStore as AuditEventStore
 from mcpward.storage.audit_events import EventColumn as EventColumn
@@ -20,8 +20,10 @@ from mcpward.storage.records import (
     CachedDocument,
     ClientRecord,
     ClientSource,
+    ClientStatus,
     CodeRecord,
     ConsentRecord,
+    Cursor,
     FamilyRecord,
     FamilySummary,
     RefreshRecord,
@@ -32,10 +34,6 @@ from mcpward.storage.records import (
     SigningKeyRecord,
     UserRecord,
 )
-
-# A position in a list ordered newest first: (created_at, id) of the last row shown.
-Cursor = tuple[float, str]
-ClientStatus = Literal["active", "disabled"]
 
 
 class ClientStore(Protocol):

@@ -12,6 +12,9 @@ GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
 ApplicationType = Literal["native", "web"]
 SigningAlg = Literal["ES256", "EdDSA"]
 RevocationKind = Literal["jti", "family", "subject", "client"]
+ClientStatus = Literal["active", "disabled"]
+# A position in a list ordered newest first: (created_at, id) of the last row shown.
+Cursor = tuple[float, str]
 
 AUTH_METHODS: tuple[AuthMethod, ...] = (
     "none",

@@ -5,9 +5,8 @@ from collections.abc import Collection
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mcpward.storage.contracts import ClientStatus, Cursor
 from mcpward.storage.database import writer
-from mcpward.storage.records import ClientRecord, ClientSource, SecretRecord
+from mcpward.storage.records import ClientRecord, ClientSource, ClientStatus, Cursor, SecretRecord
 from mcpward.storage.schema import client_secrets, clients, consents, token_families
 from mcpward.storage.sql._rows import like_pattern, to_record, to_values
 

@@ -14,10 +14,10 @@ from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mcpward.storage.contracts import Cursor
 from mcpward.storage.database import writer
 from mcpward.storage.records import (
     CodeRecord,
+    Cursor,
     FamilyRecord,
     FamilySummary,
     RefreshRecord,
