@@ -89,6 +89,11 @@ async def step_up(page: Page, site: ConsoleSite) -> None:
     await page.get_by_role("button", name="Continue").click()
 
 
+async def titled(page: Page, start: str) -> None:
+    """Wait for the page that a click opens: its heading begins with ``start``."""
+    await page.get_by_role("heading", level=1, name=re.compile("^" + re.escape(start))).wait_for()
+
+
 async def notice(page: Page, text: str) -> None:
     """The page says ``text`` in its status message (what an action reports)."""
     await page.get_by_role("status").filter(has_text=text).wait_for()
@@ -175,17 +180,20 @@ async def test_every_action_with_its_step_up(
 
     # Within five minutes, no second step-up.
     await page.get_by_role("link", name="Withdraw consent for orders-cli").click()
+    await titled(page, "Withdraw orders-cli")
     await check(page, "confirm-withdraw", size)
     await confirm(page, "Withdraw consent")
     await notice(page, "Consent withdrawn")
 
     await page.get_by_role("link", name="Revoke all tokens").click()
+    await titled(page, "Revoke every token of")
     await check(page, "confirm-revoke-user", size)
     await confirm(page, "Revoke all tokens")
     await notice(page, "Every token of this user is revoked")
 
     await page.goto(site.url + f"/users/show?id={data.bob.id}")
     await page.get_by_role("link", name="Offboard").click()
+    await titled(page, "Offboard")
     await check(page, "confirm-offboard", size)
     await confirm(page, "Offboard user")
     await notice(page, "Offboarded:")
@@ -194,6 +202,7 @@ async def test_every_action_with_its_step_up(
     # Clients: rotate a secret (shown once), revoke, disable.
     await page.goto(site.url + "/clients/show?id=orders-agent")
     await page.get_by_role("link", name="Rotate secret").click()
+    await titled(page, "Rotate the secret")
     await check(page, "confirm-rotate-secret", size)
     await confirm(page, "Rotate secret")
     secret = await page.locator(".secret code").inner_text()
@@ -201,6 +210,7 @@ async def test_every_action_with_its_step_up(
     assert await site.server.clients.check_secret("orders-agent", secret)
     await check(page, "secret-shown-once", size, refetch=False)
     await page.get_by_role("link", name="Done").click()
+    await titled(page, "Orders backfill agent")
     assert secret not in await page.content()
 
     site.clock.advance(STEP_UP + 1)  # stale again: the next action asks again
@@ -209,6 +219,7 @@ async def test_every_action_with_its_step_up(
     await confirm(page, "Revoke all tokens")
     await notice(page, "Every token of this client is revoked")
     await page.get_by_role("link", name="Disable").click()
+    await titled(page, "Disable")
     await check(page, "confirm-disable", size)
     await confirm(page, "Disable client")
     await notice(page, "Client disabled.")
@@ -217,6 +228,7 @@ async def test_every_action_with_its_step_up(
     # Prune the abandoned registrations.
     await page.goto(site.url + "/clients")
     await page.get_by_role("link", name="Prune never-used registrations").click()
+    await titled(page, "Delete 3")
     await check(page, "confirm-prune", size)
     await confirm(page, "Delete them")
     await notice(page, "3 never-used registered client(s) deleted.")
@@ -224,6 +236,7 @@ async def test_every_action_with_its_step_up(
     # Keys: rotate, then rotate now.
     await page.goto(site.url + "/keys")
     await page.get_by_role("link", name="Rotate", exact=True).click()
+    await titled(page, "Rotate the signing key?")
     await check(page, "confirm-rotate-key", size)
     await confirm(page, "Rotate key")
     await notice(page, "New signing key added.")
