@@ -48,6 +48,7 @@ lint: $(VENV)/.installed-test
 bench: install-test
 	$(PY) bench/token_endpoint.py
 	$(PY) bench/guard.py
+	$(PY) bench/dpop.py
 
 clean:
 	rm -rf $(VENV) .mcpward .pytest_cache .mypy_cache .ruff_cache

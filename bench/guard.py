@@ -281,7 +281,7 @@ async def decision(args: argparse.Namespace, key: ECKey) -> None:
     n = args.decisions
 
     async def decide(token: str) -> None:
-        identity = await guard.authenticate([f"Bearer {token}".encode()], b"")
+        identity, _ = await guard.authenticate([f"Bearer {token}".encode()], b"")
         await guard.authorize(identity, parse(body))
 
     warm = mint(key, resource)
@@ -335,7 +335,7 @@ async def decision(args: argparse.Namespace, key: ECKey) -> None:
             rate_limiter=shared.rate_limiter,
             rate_limits=RateLimits(per_token=Limit(10_000_000, 60)),
         )
-        identity = await rguard.authenticate([f"Bearer {warm}".encode()], b"")
+        identity, _ = await rguard.authenticate([f"Bearer {warm}".encode()], b"")
         calls = parse(body)
         await rguard.authorize(identity, calls)
         times = []

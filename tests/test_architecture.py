@@ -20,18 +20,22 @@ SHARED = {"errors", "_clock", "_secrets", "_asgi", "config"}
 ALLOWED: dict[str, set[str]] = {
     "storage": set(),
     "audit": set(),
+    # DPoP proofs (RFC 9449): checked by server and guards, made by the client.
+    "dpop": set(),
+    "_secret_stores": set(),  # boto3 and hvac adapters: server sinks and client stores
     "revocation": {"storage"},
     "state": {"revocation", "storage"},
-    "server": {"storage", "revocation", "state", "audit"},
-    "guard": {"revocation", "state", "audit", "storage"},
-    "client": {"audit"},
+    "server": {"storage", "revocation", "state", "audit", "dpop", "_secret_stores"},
+    "guard": {"revocation", "state", "audit", "storage", "dpop"},
+    "client": {"audit", "dpop", "_secret_stores"},
     "operations": {"server", "storage", "revocation", "audit"},
     "console": {"operations", "server", "storage", "state", "audit"},
-    "compose": {"server", "storage", "revocation", "state", "audit", "guard", "demo", "console"},
+    "compose": {"server", "storage", "revocation", "state", "audit", "guard", "demo", "dpop"}
+    | {"console"},
     "demo": {"guard", "server", "storage", "revocation", "state", "audit"},
     "testing": {"compose", "server", "guard", "storage", "revocation", "state", "audit"},
     "cli": {"compose", "server", "guard", "client", "storage", "revocation", "state", "audit"}
-    | {"demo", "operations"},
+    | {"demo", "dpop", "_secret_stores", "operations"},
     "__main__": {"cli"},
 }
 MAX_LINES = 400

@@ -30,6 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mcpward._console_settings import ConsoleSettings as ConsoleSettings
 from mcpward.errors import ConfigError
 
 CONFIG_ENV = "MCPWARD_CONFIG"
@@ -65,6 +66,28 @@ class ClientMetadataDocuments(BaseModel):
     allow_private_hosts: list[str] = Field(default_factory=list)
     # Plain http:// document URLs: only for tests against loopback.
     allow_http: bool = False
+
+
+DPoPAlgorithm = Literal["ES256", "ES384", "EdDSA", "RS256", "PS256"]
+DPOP_ALGORITHMS: tuple[DPoPAlgorithm, ...] = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
+
+
+class DPoPSettings(BaseModel):
+    """Sender-constrained tokens (RFC 9449) at the token endpoint."""
+
+    # Accept DPoP proofs and issue key-bound tokens; advertised in the metadata.
+    enabled: bool = True
+    algorithms: list[DPoPAlgorithm] = Field(
+        default_factory=lambda: list(DPOP_ALGORITHMS), min_length=1
+    )
+    # A proof is accepted for this long after its iat, plus leeway for clock skew.
+    proof_max_age: float = Field(default=60.0, gt=0)
+    proof_leeway: float = Field(default=30.0, ge=0)
+    # Answer proofs without a server nonce with use_dpop_nonce (RFC 9449 §8). Nonces are
+    # derived from the data key and the time, so every replica agrees without storage.
+    require_nonce: bool = False
+    # A nonce is valid in its own step and the next: between 1 and 2 steps.
+    nonce_step: float = Field(default=120.0, gt=0)
 
 
 class LoginLimits(BaseModel):
@@ -152,31 +175,6 @@ class PagesSettings(BaseModel):
         return self
 
 
-class ConsoleSettings(BaseModel):
-    """The operator console: off by default; when on, served by ``mcpward serve`` on a
-    listener of its own, never at the issuer's origin."""
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 8402
-    # The URL operators open when a TLS proxy is in front (default: from host and port).
-    origin: str | None = None
-    # TLS on the console's own listener (default: the server's certificate, if any).
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-    # An operator signs in again (password and TOTP) after this long.
-    session_lifetime: float = 4 * 3600
-    # Destructive actions need a sign-in or re-authentication at most this old.
-    step_up_window: float = 5 * 60
-    page_size: int = Field(default=50, ge=5, le=500)
-
-    @model_validator(mode="after")
-    def _tls_pair(self) -> ConsoleSettings:
-        if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise ValueError("console.tls_cert_file and console.tls_key_file go together")
-        return self
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MCPWARD_",
@@ -208,6 +206,7 @@ class Settings(BaseSettings):
     # Let a refresh request that re-presents a just-rotated token within this many seconds
     # fail without revoking the family (0 = strict RFC 9700 reuse detection).
     refresh_reuse_grace: float = 0.0
+    dpop: DPoPSettings = Field(default_factory=DPoPSettings)
 
     client_metadata_documents: ClientMetadataDocuments = Field(
         default_factory=ClientMetadataDocuments
@@ -230,8 +229,10 @@ class Settings(BaseSettings):
     audit_table: bool | None = None
     audit_table_retention: float = Field(default=7 * DAY, gt=0)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
-    # Where `clients rotate-due` hands new secrets: "dir:/run/secrets/mcpward" (a 0600
-    # file per client) or "command:/usr/local/bin/push-secret" (secret on stdin).
+    # Where `clients rotate-due` and `rotate-secret` hand new secrets:
+    # "dir:/run/secrets/mcpward" (a 0600 file per client), "command:/usr/local/bin/push"
+    # (secret on stdin), "aws-sm:mcpward/clients/{client_id}" (AWS Secrets Manager) or
+    # "vault:secret/mcpward/clients/{client_id}" (Vault KV v2, mount "secret").
     secret_sink: str | None = None
 
     @classmethod
@@ -272,17 +273,12 @@ class Settings(BaseSettings):
         http only on a loopback address."""
         if not self.console.enabled:
             return self
-        console = self.console
-        if console.port == self.port:
+        if self.console.port == self.port:
             raise ValueError("console.port must differ from the server's port")
-        origin = self.console_origin()
-        issuer = urlsplit(self.issuer)
-        if origin == f"{issuer.scheme}://{issuer.netloc}":
+        origin, issuer = urlsplit(self.console_origin()), urlsplit(self.issuer)
+        if (origin.scheme, origin.netloc) == (issuer.scheme, issuer.netloc):
             raise ValueError("the console must not be served at the issuer's origin")
-        parts = urlsplit(origin)
-        if parts.scheme != "https" and not (
-            parts.scheme == "http" and is_loopback_host(parts.hostname)
-        ):
+        if origin.scheme != "https" and not is_loopback_host(origin.hostname):
             raise ValueError("the console is served over https (plain http only on loopback)")
         return self
 
@@ -292,22 +288,12 @@ class Settings(BaseSettings):
         return self.console.enabled if self.audit_table is None else self.audit_table
 
     def console_tls(self) -> tuple[Path, Path] | None:
-        console = self.console
-        if console.tls_cert_file is not None and console.tls_key_file is not None:
-            return console.tls_cert_file, console.tls_key_file
-        if self.tls_cert_file is not None and self.tls_key_file is not None:
-            return self.tls_cert_file, self.tls_key_file
-        return None
+        cert, key = self.tls_cert_file, self.tls_key_file
+        return self.console.tls((cert, key) if cert is not None and key is not None else None)
 
     def console_origin(self) -> str:
         """The origin operators open the console at."""
-        console = self.console
-        if console.origin:
-            parts = urlsplit(console.origin.rstrip("/"))
-            return f"{parts.scheme}://{parts.netloc}"
-        scheme = "https" if self.console_tls() else "http"
-        host = f"[{console.host}]" if ":" in console.host else console.host
-        return f"{scheme}://{host}:{console.port}"
+        return self.console.resolved_origin(https=self.console_tls() is not None)
 
     def resolved_database_url(self) -> str:
         if self.database_url_file is not None:

@@ -62,8 +62,10 @@ class TestAuthority:
         subject: str = "test-user",
         client_id: str = "test-client",
         family_id: str | None = None,
+        jkt: str | None = None,
     ) -> str:
-        """A real access token signed by this server's key, as its token endpoint issues."""
+        """A real access token signed by this server's key, as its token endpoint issues;
+        with ``jkt``, bound to that DPoP key (``mcpward.dpop.ProofKey(...).jkt``)."""
         scope = scopes if isinstance(scopes, str) else " ".join(scopes)
         issued = self.server.mint(
             subject=subject,
@@ -71,6 +73,7 @@ class TestAuthority:
             resource=resource,
             scope=scope,
             family_id=family_id,
+            jkt=jkt,
         )
         return issued.token
 

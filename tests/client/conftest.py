@@ -80,14 +80,15 @@ async def stack(provider: OidcProvider) -> AsyncIterator[Stack]:
 
 
 @asynccontextmanager
-async def serve_demo(issuer: str, resource: str, port: int) -> AsyncIterator[None]:
-    """The project's guarded demo MCP server, trusting `issuer` (JWKS found by discovery)."""
-    demo = build_protected_demo(issuer=issuer, resource=resource)
+async def serve_demo(issuer: str, resource: str, port: int, **demo: Any) -> AsyncIterator[None]:
+    """The project's guarded demo MCP server, trusting `issuer` (JWKS found by discovery);
+    `demo` are more `build_protected_demo` arguments (e.g. a `guard` of its own)."""
+    protected = build_protected_demo(issuer=issuer, resource=resource, **demo)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def run() -> None:
         # The SDK's session manager holds a task group: enter and leave it in one task.
-        async with demo.lifespan(), serve(demo, port):
+        async with protected.lifespan(), serve(protected, port):
             started.set()
             await stop.wait()
 

@@ -229,8 +229,9 @@ async def test_sync_httpx_client_with_an_agent(stack: Stack) -> None:
 
 
 async def test_idle_agent_is_woken_to_refresh_ahead_of_expiry() -> None:
-    # 2 s tokens: refreshed at half-life (1 s) since they live less than twice the 60 s lead.
-    endpoint = ScriptedTokenEndpoint("s3cret", expires_in=2)
+    # 6 s tokens: refreshed at half-life (3 s) since they live less than twice the 60 s lead;
+    # the next refresh is 3 s later, room enough for a loaded machine to check the first.
+    endpoint = ScriptedTokenEndpoint("s3cret", expires_in=6)
     async with endpoint.running():
         auth = AgentAuth(
             token_endpoint=endpoint.url,
@@ -240,7 +241,7 @@ async def test_idle_agent_is_woken_to_refresh_ahead_of_expiry() -> None:
         )
         try:
             first = await auth.token()
-            for _ in range(100):  # no request is made meanwhile
+            for _ in range(200):  # no request is made meanwhile
                 if endpoint.calls >= 2:
                     break
                 await asyncio.sleep(0.05)

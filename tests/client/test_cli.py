@@ -114,3 +114,69 @@ async def test_token_as_an_agent(stack: Stack, tmp_path: Path) -> None:
     assert code == 0, err
     assert out.strip().count(".") == 2
     assert AGENT_SECRET not in out + err
+
+
+AGENT = ("--client-id", "agent-basic", "--client-secret-env", "AGENT_SECRET")
+INITIALIZE = (
+    '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+    '"capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
+)
+MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+async def test_a_dpop_bound_token_for_scripts(stack: Stack, tmp_path: Path) -> None:
+    """oidc-provider binds the agent's token to its DPoP key: `token` says so, `--proof`
+    prints the two headers one request needs (good once), `curl` makes the requests."""
+    import httpx
+
+    code, out, err = await mcpward(tmp_path, "token", stack.mcp_url, *AGENT)
+    assert code == 0, err
+    assert "DPoP-bound" in err and out.strip().count(".") == 2
+
+    code, out, err = await mcpward(
+        tmp_path, "token", stack.mcp_url, *AGENT, "--proof", "post", stack.mcp_url
+    )
+    assert code == 0, err
+    lines = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert lines["Authorization"].startswith("DPoP ") and lines["DPoP"].count(".") == 2
+    headers = {**MCP_HEADERS, **lines}
+    async with httpx.AsyncClient() as http:
+        first = await http.post(stack.mcp_url, content=INITIALIZE, headers=headers)
+        assert first.status_code == 200, first.text
+        again = await http.post(stack.mcp_url, content=INITIALIZE, headers=headers)
+        assert again.status_code == 401  # the proof was spent
+        assert 'DPoP error="invalid_dpop_proof"' in again.headers["www-authenticate"]
+
+    header_args = [arg for name, value in MCP_HEADERS.items() for arg in ("-H", f"{name}: {value}")]
+    for _ in range(2):  # a fresh proof each time
+        code, out, err = await mcpward(
+            tmp_path, "curl", stack.mcp_url, *AGENT, *header_args, "-d", INITIALIZE
+        )
+        assert code == 0, err
+        assert '"protocolVersion"' in out
+    code, _, err = await mcpward(tmp_path, "curl", stack.mcp_url, *header_args, "-d", INITIALIZE)
+    assert code == 1 and "mcpward login" in err  # as a person: no session yet
+
+
+async def test_a_plain_bearer_token_for_scripts_that_cannot_sign_proofs(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`--bearer` asks an agent's token without DPoP even where the server offers it: the
+    token has no cnf, and `curl -H "Authorization: Bearer ..."` works with it."""
+    import base64
+    import json as _json
+
+    import httpx
+
+    code, out, err = await mcpward(tmp_path, "token", stack.mcp_url, *AGENT, "--bearer")
+    assert code == 0, err
+    token = out.strip()
+    payload = token.split(".")[1]
+    claims = _json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert "cnf" not in claims and "DPoP-bound" not in err
+    headers = {**MCP_HEADERS, "authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(stack.mcp_url, content=INITIALIZE, headers=headers)
+    assert answer.status_code == 200, answer.text
+    code, _, err = await mcpward(tmp_path, "token", stack.mcp_url, "--bearer")
+    assert code == 2 and "--bearer is for agents" in err

@@ -182,3 +182,43 @@ def test_authorization_url_carries_pkce_state_and_resource() -> None:
     assert url.params["resource"] == "https://rs/mcp"
     assert "scope" not in url.params
     assert pkce.verifier not in str(url)
+
+
+def test_dpop_challenges_and_the_one_carrying_the_error() -> None:
+    """RFC 9449 §7.1: a resource names both schemes and the error on the one used."""
+    only_dpop = parse_bearer(['DPoP algs="ES256", resource_metadata="https://rs/m"'])
+    assert only_dpop is not None and only_dpop.resource_metadata == "https://rs/m"
+    both = parse_bearer(
+        [
+            'Bearer resource_metadata="https://rs/m", DPoP error="insufficient_scope", '
+            'scope="a b", algs="ES256 EdDSA", resource_metadata="https://rs/m"'
+        ]
+    )
+    assert both is not None and both.error == "insufficient_scope" and both.scopes == ["a", "b"]
+    plain = parse_bearer(['Bearer resource_metadata="https://rs/m", DPoP algs="ES256"'])
+    assert plain is not None and plain.params == {"resource_metadata": "https://rs/m"}
+
+
+def test_a_dpop_token_only_in_answer_to_a_proof() -> None:
+    from mcpward.client._token_endpoint import parse_token_response
+    from mcpward.client.errors import TokenEndpointError
+
+    body = {"access_token": "t", "token_type": "DPoP", "expires_in": 60}
+    assert parse_token_response(body, 0.0, dpop=True).token_type == "DPoP"
+    with pytest.raises(TokenEndpointError):
+        parse_token_response(body, 0.0)
+    # A server may decline to bind (RFC 9449 §5): a bearer token after a proof is fine.
+    bearer = {**body, "token_type": "bearer"}
+    assert parse_token_response(bearer, 0.0, dpop=True).token_type == "Bearer"
+
+
+def test_a_session_uses_dpop_only_with_an_algorithm_both_sides_have() -> None:
+    from mcpward.client._dpop import dpop_for
+
+    assert dpop_for(None) is None and dpop_for([]) is None
+    assert dpop_for(["RS256"]) is None  # nothing we sign with
+    assert dpop_for(["ES256"], enabled=False) is None
+    ed = dpop_for(["RS256", "EdDSA"])
+    assert ed is not None and ed.key.alg == "EdDSA"
+    kept = dpop_for(["ES256"], ed.stored())  # a stored key wins: a bound refresh token
+    assert kept is not None and kept.jkt == ed.jkt

@@ -270,8 +270,8 @@ async def test_migration_backfills_last_use_from_grants(database_url: str) -> No
 
 
 async def test_migration_downgrades_and_upgrades_again(database_url: str) -> None:
-    """0003_audit_events undone leaves 0002's schema (no audit table, no new columns, the
-    old indexes), and applies again cleanly."""
+    """0003_audit_events undone leaves the schema before it (no audit table, no new
+    columns, the old indexes), and applies again cleanly."""
     from alembic import command
     from sqlalchemy import inspect
     from sqlalchemy.engine import Connection
@@ -290,7 +290,7 @@ async def test_migration_downgrades_and_upgrades_again(database_url: str) -> Non
     def downgrade(connection: Connection) -> None:
         config = _alembic_config(str(engine.url))
         config.attributes["connection"] = connection
-        command.downgrade(config, "0002")
+        command.downgrade(config, "0003")  # the revision before: 0003_dpop_binding
 
     try:
         await upgrade(engine)

@@ -130,6 +130,9 @@ async def test_gateway_process_honours_revocation(
                                 continue
                             still_served += 1
                         delay = time.perf_counter() - revoked
+                    # The audit line is written once the answer is sent, which can be
+                    # just after the client read it: wait for it before stopping.
+                    await _wait_audit(tmp_path / "audit.jsonl", "unauthorized")
                 finally:
                     proc.terminate()
                     await proc.wait()
@@ -200,3 +203,77 @@ async def _wait_http(url: str) -> None:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.1)
+
+
+async def _wait_audit(path: Path, outcome: str) -> None:
+    def lines() -> list[str]:
+        return path.read_text().splitlines() if path.exists() else []
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(
+            json.loads(line).get("outcome") == outcome for line in await asyncio.to_thread(lines)
+        ):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no {outcome} audit event")
+
+
+async def test_gateway_process_requiring_dpop(tmp_path: Path) -> None:
+    """``--dpop-required``: bearer tokens are refused with a DPoP-only challenge; a token
+    bound to the caller's key, with a proof, gets through; its nonce key is checked."""
+    from mcpward.dpop import ProofKey
+
+    code, _, err = await run(
+        "gateway", "--upstream", "http://127.0.0.1:1/mcp", "--issuer", "http://x",
+        "--dpop-nonce-key-env", "MCPWARD_TEST_UNSET_KEY",
+    )  # fmt: skip
+    assert code != 0 and "must hold 32 bytes" in err and "Traceback" not in err
+
+    as_port, gw_port = free_port(), free_port()
+    issuer, resource = f"http://127.0.0.1:{as_port}", f"http://127.0.0.1:{gw_port}/mcp"
+    upstream_app, _ = create_demo_app()
+    async with (
+        authorization_server(tmp_path, issuer=issuer) as authority,
+        serve_in_loop(create_app(authority.server), as_port),
+    ):
+        with serve(upstream_app) as upstream:
+            proc = await asyncio.create_subprocess_exec(
+                *MCPWARD, "gateway", "--upstream", f"{upstream}/mcp", "--issuer", issuer,
+                "--resource", resource, "--port", str(gw_port), "--dpop-required",
+                "--audit", f"file:{tmp_path / 'audit.jsonl'}",
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                await _wait_http(resource)
+                key = ProofKey.generate()
+                bearer = authority.token("orders.read", resource=resource)
+                bound = authority.token("orders.read", resource=resource, jkt=key.jkt)
+                ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+                async with httpx.AsyncClient() as http:
+                    refused = await http.post(
+                        resource, json=ping, headers={"authorization": f"Bearer {bearer}"}
+                    )
+                    prm = await http.get(
+                        f"http://127.0.0.1:{gw_port}/.well-known/oauth-protected-resource/mcp"
+                    )
+                    async with Client(
+                        streamable_http_client(resource, http_client=_dpop_client(bound, key))
+                    ) as c:
+                        result = await c.call_tool("search_orders", {"query": "acme"})
+            finally:
+                proc.terminate()
+                await proc.wait()
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith('DPoP error="invalid_token"')
+    assert prm.json()["dpop_bound_access_tokens_required"] is True
+    assert "ord_1001" in str(result.structured_content)
+
+
+def _dpop_client(token: str, key: Any) -> Any:
+    async def prove(request: Any) -> None:
+        request.headers["authorization"] = f"DPoP {token}"
+        request.headers["dpop"] = key.proof(request.method, str(request.url), access_token=token)
+
+    return bearer_client(None, event_hooks={"request": [prove]})

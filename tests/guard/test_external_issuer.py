@@ -4,8 +4,10 @@ RFC 9068 JWT access tokens for client_credentials with resource indicators."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -26,10 +28,10 @@ SECRET = "agent-secret-for-tests-only"
 pytestmark = pytest.mark.node
 
 
-@pytest.fixture(scope="module")
-def provider() -> Iterator[tuple[str, str]]:
+@contextmanager
+def oidc_provider(access_tokens: str = "jwt") -> Iterator[tuple[str, str]]:
     """(issuer, resource): oidc-provider on one port, the resource it issues tokens for
-    on another."""
+    on another; ``access_tokens`` "opaque" for opaque access tokens."""
     if not (NODE_DIR / "node_modules" / "oidc-provider").exists():
         pytest.skip("tests/node/node_modules/oidc-provider is not installed")
     node = str(NODE) if NODE.exists() else "node"
@@ -38,6 +40,7 @@ def provider() -> Iterator[tuple[str, str]]:
     proc = subprocess.Popen(
         [node, str(SCRIPT), str(port), resource],
         cwd=NODE_DIR,
+        env={**os.environ, "TOKEN_FORMAT": access_tokens},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -50,6 +53,12 @@ def provider() -> Iterator[tuple[str, str]]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[tuple[str, str]]:
+    with oidc_provider() as found:
+        yield found
 
 
 def token(issuer: str, resource: str, scope: str) -> str:

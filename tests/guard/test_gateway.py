@@ -31,7 +31,7 @@ def gateway() -> Iterator[tuple[str, Minter, MemorySink]]:
     @server.tool(description="What the upstream server saw")
     def upstream_view(ctx: Context) -> dict[str, Any]:
         headers = ctx.headers or {}
-        return {"authorization": headers.get("authorization")}
+        return {"authorization": headers.get("authorization"), "dpop": headers.get("dpop")}
 
     manifest_dict = demo_manifest().to_dict()
     manifest_dict["tools"].append({"name": "upstream_view", "scopes_required": []})
@@ -75,7 +75,7 @@ async def test_session_tools_and_no_token_passthrough(gateway: Any) -> None:
         assert "ord_1003" in str(result.structured_content)
         seen = await c.call_tool("upstream_view", {})
     # The upstream saw the injected credential, never the client's token.
-    assert seen.structured_content == {"authorization": f"Bearer {UPSTREAM_KEY}"}
+    assert seen.structured_content == {"authorization": f"Bearer {UPSTREAM_KEY}", "dpop": None}
     await eventually(lambda: any(e.get("method") == "server/discover" for e in sink.events()))
 
 
@@ -310,3 +310,29 @@ async def test_upstream_body_limit_is_413(minter: Minter) -> None:
     assert (r.status_code, r.text) == (413, "the request body is too large")
     assert small.status_code == 200
     assert len(reached) == 1 and b'"ping"' in reached[0]  # only the small one went upstream
+
+
+async def test_a_dpop_bound_token_through_the_gateway(gateway: Any) -> None:
+    """The gateway checks the proof like the guard does, and passes neither the token nor
+    the proof upstream."""
+    from mcpward.dpop import ProofKey
+
+    url, minter, _ = gateway
+    key = ProofKey.generate()
+    token = minter.mint("orders.read", cnf={"jkt": key.jkt})
+
+    async def prove(request: Any) -> None:
+        request.headers["authorization"] = f"DPoP {token}"
+        request.headers["dpop"] = key.proof(request.method, str(request.url), access_token=token)
+
+    http = bearer_client(None, event_hooks={"request": [prove]})
+    async with Client(streamable_http_client(url, http_client=http)) as c:
+        seen = await c.call_tool("upstream_view", {})
+    assert seen.structured_content == {"authorization": f"Bearer {UPSTREAM_KEY}", "dpop": None}
+    async with httpx.AsyncClient() as plain:
+        downgraded = await plain.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            headers={"authorization": f"Bearer {token}"},
+        )
+    assert downgraded.status_code == 401

@@ -167,8 +167,11 @@ async def test_without_token_401_points_at_metadata(demo: Any) -> None:
     async with httpx.AsyncClient() as http:
         r = await http.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert r.status_code == 401
+        where = f"{base}/.well-known/oauth-protected-resource/mcp"
+        # Bearer first (what clients that speak only Bearer read), then DPoP (RFC 9449 §7.1).
         assert r.headers["www-authenticate"] == (
-            f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"'
+            f'Bearer resource_metadata="{where}", '
+            f'DPoP algs="ES256 ES384 EdDSA RS256 PS256", resource_metadata="{where}"'
         )
         prm = await http.get(f"{base}/.well-known/oauth-protected-resource/mcp")
     assert prm.status_code == 200
@@ -176,6 +179,8 @@ async def test_without_token_401_points_at_metadata(demo: Any) -> None:
     assert doc["resource"] == f"{base}/mcp"
     assert doc["authorization_servers"] == ["https://as.example.test"]
     assert doc["bearer_methods_supported"] == ["header"]
+    assert doc["dpop_signing_alg_values_supported"] == ["ES256", "ES384", "EdDSA", "RS256", "PS256"]
+    assert doc["dpop_bound_access_tokens_required"] is False
     assert set(doc["scopes_supported"]) == {"orders.read", "orders.write", "refund.admin"}
 
 

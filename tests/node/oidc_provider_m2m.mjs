@@ -2,6 +2,9 @@
 // process, issuing ES256 RFC 9068 JWT access tokens for client_credentials with resource
 // indicators (RFC 8707). Used by the guard's external-issuer tests and as the baseline of
 // bench/token_endpoint.py. Run with cwd=tests/node so that oidc-provider resolves.
+// DPoP (RFC 9449) is on, as oidc-provider's default: a token request with a proof gets a
+// DPoP-bound token (cnf.jkt). TOKEN_FORMAT=opaque in the environment issues opaque access
+// tokens instead of JWTs (read through introspection, which then returns cnf).
 // Usage: node oidc_provider_m2m.mjs PORT RESOURCE [CLIENT_ID CLIENT_SECRET]
 import { generateKeyPairSync } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -13,6 +16,7 @@ const { default: Provider } = await import(require.resolve('oidc-provider'));
 const [port, resource, clientId = 'agent', clientSecret = 'agent-secret-for-tests-only'] =
   process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
+const accessTokenFormat = process.env.TOKEN_FORMAT === 'opaque' ? 'opaque' : 'jwt';
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'op-es256', alg: 'ES256', use: 'sig' };
 
@@ -34,6 +38,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    dPoP: { enabled: true },
     introspection: { enabled: true },
     resourceIndicators: {
       enabled: true,
@@ -45,7 +50,7 @@ const provider = new Provider(issuer, {
           scope: 'orders.read orders.write refund.admin',
           audience: indicator,
           accessTokenTTL: 900,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat,
           jwt: { sign: { alg: 'ES256' } },
         };
       },

@@ -188,7 +188,7 @@ async def test_migration_0002_upgrades_downgrades_and_upgrades_again(database_ur
         command.downgrade(config, "0001")
 
     try:
-        # To 0002 itself, not head: later migrations have their own tests.
+        # Up to 0002 itself: later migrations are theirs to test.
         await upgrade(engine, "0002")
         assert await current_revision(engine) == "0002"
         async with engine.connect() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -53,6 +54,7 @@ class Running:
         redirect_uris: tuple[str, ...] = (),
         jwks: dict[str, object] | None = None,
         introspects: str | None = None,
+        dpop_bound: bool = False,
     ) -> str | None:
         secret = await self.server.clients.create(
             ClientRecord(
@@ -65,16 +67,18 @@ class Running:
                 allowed_scope=allowed_scope,
                 jwks=jwks,
                 introspects_resource=introspects,
+                dpop_bound_access_tokens=dpop_bound,
             )
         )
         return secret.secret if secret else None
 
 
-async def start(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
+async def start(database_url: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
+    """A server over real HTTP; ``overrides`` are further ``Settings`` fields."""
     clock = FrozenClock()
     sink = MemorySink()
     settings = Settings(
-        issuer="http://127.0.0.1:8400", data_dir=tmp_path, database_url=database_url
+        issuer="http://127.0.0.1:8400", data_dir=tmp_path, database_url=database_url, **overrides
     )
     server = await open_server(settings, audit=AuditLog([sink], clock), clock=clock)
     await server.register_resource(ResourceRecord(uri=RESOURCE, name="Orders", scopes=SCOPES))

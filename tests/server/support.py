@@ -35,9 +35,11 @@ async def get_code(
     scope: str = "orders.read orders.write",
     redirect_uri: str = REDIRECT,
     state: str | None = "xyz",
+    **extra: str,
 ) -> str:
-    """The code for an authorization request with PKCE S256 over ``verifier``; the
-    redirect it comes in carries the ``state`` sent and RFC 9207's ``iss``."""
+    """The code for an authorization request with PKCE S256 over ``verifier`` (and the
+    ``extra`` parameters); the redirect it comes in carries the ``state`` sent and
+    RFC 9207's ``iss``."""
     params = {
         "client_id": client_id,
         "redirect_uri": redirect_uri,
@@ -45,6 +47,7 @@ async def get_code(
         "code_challenge": s256(verifier),
         "code_challenge_method": "S256",
         "scope": scope,
+        **extra,
     }
     if state is not None:
         params["state"] = state

@@ -68,7 +68,7 @@ def test_client_lifecycle(env: dict[str, str], tmp_path: Path) -> None:
         f"dir:{sink}",
         "--json",
     )
-    assert due == {"rotated": ["agent-backfill"]}
+    assert due == {"rotated": ["agent-backfill"], "finished": [], "discarded": [], "failed": {}}
     written = (sink / "agent-backfill").read_text().strip()
     assert written.startswith("mcpw_cs_") and written not in json.dumps(due)
     assert stat.S_IMODE((sink / "agent-backfill").stat().st_mode) == 0o600
@@ -120,3 +120,14 @@ def test_plain_http_issuer_refused_off_loopback(env: dict[str, str]) -> None:
         {**env, "MCPWARD_ISSUER": "http://auth.example.com"}, "clients", "list", ok=False
     )
     assert proc.returncode != 0 and "https" in proc.stderr
+
+
+def test_a_client_created_with_dpop_must_send_proofs(env: dict[str, str]) -> None:
+    mcpward(env, "resources", "add", RESOURCE, "--scope", "orders.read=Read orders")
+    created = mcpward(
+        env, "clients", "create", "strict", "--scope", "orders.read", "--dpop", "--json"
+    )
+    assert created["dpop_bound_access_tokens"] is True
+    assert mcpward(env, "clients", "show", "strict", "--json")["dpop_bound_access_tokens"]
+    plain = mcpward(env, "clients", "create", "relaxed", "--scope", "orders.read", "--json")
+    assert plain["dpop_bound_access_tokens"] is False

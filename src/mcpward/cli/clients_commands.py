@@ -14,7 +14,6 @@ from mcpward.cli._common import (
     emit,
     json_option,
     run_operations,
-    run_with_server,
     table,
     when,
 )
@@ -29,7 +28,7 @@ from mcpward.storage.records import (
 
 if TYPE_CHECKING:
     from mcpward.operations import Actor, Operations, PruneResult
-    from mcpward.server import AuthorizationServer
+    from mcpward.server import secret_rotation
     from mcpward.server.clients import NewSecret
 
 
@@ -43,6 +42,7 @@ def _client_dict(c: ClientRecord) -> dict[str, Any]:
         "redirect_uris": list(c.redirect_uris),
         "application_type": c.application_type,
         "allowed_scope": c.allowed_scope,
+        "dpop_bound_access_tokens": c.dpop_bound_access_tokens,
         "created_at": c.created_at,
         "disabled_at": c.disabled_at,
     }
@@ -77,6 +77,11 @@ def clients() -> None:
 @click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--jwks-uri", default=None)
 @click.option("--introspects", default=None, help="Resource URI this client may introspect for.")
+@click.option(
+    "--dpop",
+    is_flag=True,
+    help="Refuse this client's token requests without a DPoP proof (dpop_bound_access_tokens).",
+)
 @json_option
 def clients_create(
     client_id: str,
@@ -89,6 +94,7 @@ def clients_create(
     jwks_file: Path | None,
     jwks_uri: str | None,
     introspects: str | None,
+    dpop: bool,
     as_json: bool,
 ) -> None:
     """Pre-register a client. Secrets are printed once."""
@@ -113,6 +119,7 @@ def clients_create(
         jwks=json.loads(jwks_file.read_text()) if jwks_file else None,
         jwks_uri=jwks_uri,
         introspects_resource=introspects,
+        dpop_bound_access_tokens=dpop,
     )
 
     async def go(ops: Operations, actor: Actor) -> tuple[ClientRecord, NewSecret | None]:
@@ -181,20 +188,29 @@ def clients_show(client_id: str, as_json: bool) -> None:
 @clients.command("rotate-secret")
 @click.argument("client_id")
 @click.option("--overlap", type=float, default=None, help="Seconds the old secret keeps working.")
+@click.option("--sink", default=None, help="Hand the secret to this sink (default: secret_sink).")
 @json_option
-def clients_rotate_secret(client_id: str, overlap: float | None, as_json: bool) -> None:
-    """Issue a new secret; the old one keeps working for the overlap window (7 days)."""
+def clients_rotate_secret(
+    client_id: str, overlap: float | None, sink: str | None, as_json: bool
+) -> None:
+    """Issue a new secret; the old one keeps working for the overlap window (7 days).
+    With a secret sink the new secret goes there, otherwise it is printed once."""
+    from mcpward.cli._sinks import open_sink, store_errors
+    from mcpward.config import load_settings
 
-    async def go(server: AuthorizationServer) -> NewSecret:
-        client = await server.store.clients.get(client_id)
-        if client is None or client.token_endpoint_auth_method not in (
-            "client_secret_basic",
-            "client_secret_post",
-        ):
-            raise click.ClickException(f"{client_id} is not a client with a secret")
-        return await server.clients.rotate_secret(client_id, overlap)
+    settings = load_settings()
+    target = open_sink(sink or settings.secret_sink)
 
-    secret = run_with_server(go)
+    async def go(ops: Operations, actor: Actor) -> NewSecret:
+        # "ID is not a client with a secret" when it has none.
+        return await ops.clients.rotate_secret(client_id, actor, overlap, sink=target)
+
+    with store_errors():
+        secret = run_operations(go, settings)
+    if target is not None:
+        data = {"client_id": client_id, "expires_at": secret.expires_at, "delivered": True}
+        emit(data, as_json, [f"rotated secret of {client_id}; delivered to the secret sink"])
+        return
     emit(
         {"client_id": client_id, "client_secret": secret.secret, "expires_at": secret.expires_at},
         as_json,
@@ -209,38 +225,29 @@ def clients_rotate_secret(client_id: str, overlap: float | None, as_json: bool) 
     default=None,
     help="Rotate secrets expiring within this many seconds (default: the overlap window).",
 )
-@click.option("--sink", default=None, help="dir:PATH or command:CMD (default: secret_sink).")
+@click.option("--sink", default=None, help="A secret sink spec (default: secret_sink).")
 @json_option
 def clients_rotate_due(within: float | None, sink: str | None, as_json: bool) -> None:
-    """Rotate every secret that is due and hand each new one to the secret sink. Meant for
-    a daily cron job that owns the whole 90-day cycle."""
+    """Rotate every secret that is due and hand each new one to the secret sink, after
+    finishing any rotation an earlier run left half done. Meant for a daily cron job that
+    owns the whole 90-day cycle; exits 1 if any client failed."""
+    from mcpward.cli._sinks import open_sink, report_output, store_errors
     from mcpward.config import load_settings
-    from mcpward.server.secret_sink import sink_from_spec
 
     settings = load_settings()
-    spec = sink or settings.secret_sink
-    if not spec:
+    target = open_sink(sink or settings.secret_sink)
+    if target is None:
         raise click.UsageError("configure secret_sink or pass --sink")
-    target = sink_from_spec(spec)
 
-    async def go(server: AuthorizationServer) -> list[str]:
-        horizon = server.settings.lifetimes.client_secret_overlap if within is None else within
-        rotated = []
-        for client_id in await server.clients.due_for_rotation(horizon):
-            secret = await server.clients.rotate_secret(client_id)
-            await target.deliver(secret)
-            from mcpward.audit import AuditEvent
+    async def go(ops: Operations, actor: Actor) -> secret_rotation.RotationReport:
+        return await ops.clients.rotate_due(actor, target, within)
 
-            server.audit.emit(AuditEvent("client.secret_rotated", "ok", client_id=client_id))
-            rotated.append(client_id)
-        return rotated
-
-    rotated = run_with_server(go, settings)
-    emit(
-        {"rotated": rotated},
-        as_json,
-        [f"rotated {len(rotated)} secret(s)", *(f"  {c}" for c in rotated)],
-    )
+    with store_errors():
+        report = run_operations(go, settings)
+    data, lines = report_output(report)
+    emit(data, as_json, lines)
+    if report.failed:
+        raise SystemExit(1)
 
 
 @clients.command("disable")

@@ -101,6 +101,22 @@ def _header(value: str) -> tuple[str, str]:
     "Revocation checks always fail closed.",
 )
 @click.option(
+    "--dpop/--no-dpop",
+    default=True,
+    show_default=True,
+    help="Accept DPoP-bound tokens with their proofs (RFC 9449).",
+)
+@click.option(
+    "--dpop-required",
+    is_flag=True,
+    help="Refuse bearer tokens: only DPoP-bound tokens with a proof are accepted.",
+)
+@click.option(
+    "--dpop-nonce-key-env",
+    help="Env var with a 32-byte base64url key: every proof must carry this gateway's "
+    "nonce (RFC 9449 §9); replicas given the same key hand out the same nonces.",
+)
+@click.option(
     "--rate",
     default="120/60",
     show_default=True,
@@ -139,6 +155,9 @@ def gateway(
     revocations_db: str | None,
     poll_interval: float,
     rate_limit_failure: str,
+    dpop: bool,
+    dpop_required: bool,
+    dpop_nonce_key_env: str | None,
     rate: str,
     audit_spec: str,
     audit_db: str | None,
@@ -175,11 +194,17 @@ def gateway(
     limits = RateLimits(per_token=_rate(rate))
     rate_limiter: Any = None
     revocations: Any = None
+    replay: Any = None
     if redis_url:
         from mcpward.state import open_redis, over_redis
 
         shared = over_redis(open_redis(redis_url))
-        rate_limiter, revocations = shared.rate_limiter, shared.revocations
+        # One Redis script per request: rate limit, revocation and the proof's jti.
+        rate_limiter, revocations, replay = (
+            shared.rate_limiter,
+            shared.revocations,
+            shared.replay,
+        )
     elif revocations_db:
         from mcpward.revocation.table import TablePollingRevocations
         from mcpward.storage.database import open_engine
@@ -201,6 +226,10 @@ def gateway(
         rate_limits=limits,
         rate_limit_failure="open" if rate_limit_failure == "open" else "closed",
         audit=audit,
+        dpop=dpop,
+        dpop_required=dpop_required,
+        dpop_nonces=_nonces(dpop_nonce_key_env),
+        replay=replay,
     )
     # The gateway's lifespan starts the guard (and so the revocation poller).
     app = create_gateway(upstream, guard, upstream_headers=headers)
@@ -210,6 +239,24 @@ def gateway(
         GracefulServer(config).run()
     finally:
         audit.close()  # what the batching sinks (database, Loki) hold is written
+
+
+def _nonces(env: str | None) -> Any:
+    if not env:
+        return None
+    import base64
+    import binascii
+
+    from mcpward.dpop import NonceSource
+
+    value = os.environ.get(env, "")
+    try:
+        key = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, binascii.Error):
+        key = b""
+    if len(key) != 32:
+        raise click.ClickException(f"${env} must hold 32 bytes, base64url-encoded")
+    return NonceSource(key)
 
 
 def _rate(value: str) -> Any:

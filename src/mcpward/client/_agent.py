@@ -3,7 +3,9 @@
 A request inside the last `refresh_before` seconds of a token's life still goes out with
 that token while one background task fetches the next; only a caller holding no valid
 token waits, and all such callers wait on the same request. Transient token endpoint
-failures (network errors, 5xx, 429) are retried with exponential backoff.
+failures (network errors, 5xx, 429) are retried with exponential backoff. Where the
+authorization server supports DPoP (RFC 9449), the agent holds a key for its lifetime and
+every token request and MCP request carries a proof (`_dpop.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mcpward.client._discovery import (
     fetch_server_metadata,
     probe,
 )
+from mcpward.client._dpop import DPoP, authorize, dpop_for
 from mcpward.client._flow import FlowAuth, Request, Response, new_http_client
 from mcpward.client._secret_source import SecretSource, StaticSecret, read_secret
 from mcpward.client._token_endpoint import (
@@ -79,6 +82,7 @@ class AgentAuth(FlowAuth):
         clock: Clock = system_clock,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         http: httpx.AsyncClient | None = None,
+        dpop: bool = True,
     ) -> None:
         if server_url is None and issuer is None and token_endpoint is None:
             raise ValueError("give server_url, issuer or token_endpoint")
@@ -107,20 +111,25 @@ class AgentAuth(FlowAuth):
         self._inflight: asyncio.Task[TokenSet] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_credential: str | None = None
+        self.use_dpop = dpop  # when the authorization server supports it
+        self._dpop: DPoP | None = None
         self.token_requests = 0  # how many times the token endpoint was called; for operators
 
     # -- public --------------------------------------------------------------------------
 
     async def token(self) -> str:
         """A valid access token; never waits while the cached one is still valid."""
+        return (await self._token_set()).access_token
+
+    async def _token_set(self) -> TokenSet:
         tokens, now = self._tokens, self.clock()
         if tokens is not None and not tokens.expires_within(0, now):
             due = tokens.refresh_due(self.refresh_before)
             if due is not None and due <= now:
                 self._start_fetch()
-            return tokens.access_token
+            return tokens
         task = self._start_fetch()
-        return (await asyncio.shield(task)).access_token
+        return await asyncio.shield(task)
 
     @property
     def cached(self) -> TokenSet | None:
@@ -129,11 +138,14 @@ class AgentAuth(FlowAuth):
     # -- the httpx flow ------------------------------------------------------------------
 
     async def _flow(self, request: Request) -> AsyncGenerator[Request, Response]:
-        token = await self.token()
-        request.headers["Authorization"] = f"Bearer {token}"
+        tokens = await self._token_set()
+        token = tokens.access_token
+        authorize(request, tokens.token_type, token, self._dpop)
         response = yield request
         challenge = parse_bearer(response.headers.get_list("www-authenticate"))
-        if response.status_code == 401:
+        if self._dpop is not None and self._dpop.nonce_challenge(str(request.url), response):
+            pass  # the resource's nonce (RFC 9449 §9): the same token, a proof with it
+        elif response.status_code == 401:
             # Revoked or signed with a retired key: one fresh token, one retry.
             self._drop(token)
         elif (
@@ -147,8 +159,8 @@ class AgentAuth(FlowAuth):
             self._drop(token)
         else:
             return
-        token = await self.token()
-        request.headers["Authorization"] = f"Bearer {token}"
+        tokens = await self._token_set()
+        authorize(request, tokens.token_type, tokens.access_token, self._dpop)
         yield request
 
     # -- fetching ------------------------------------------------------------------------
@@ -200,6 +212,9 @@ class AgentAuth(FlowAuth):
         client = await self._client_auth(server)
         self._last_credential = _fingerprint(client.private_key_pem or client.client_secret or "")
         scopes = list(dict.fromkeys([*(self.scopes or []), *self._extra_scopes]))
+        if self._dpop is None:
+            supported = server.dpop_signing_alg_values_supported
+            self._dpop = dpop_for(supported, enabled=self.use_dpop)
         self.token_requests += 1
         tokens = await request_token(
             self._client(),
@@ -208,6 +223,7 @@ class AgentAuth(FlowAuth):
             client,
             clock=self.clock,
             assertion_audience=server.issuer if server.published else None,
+            dpop=self._dpop,
         )
         self._tokens = tokens
         self._schedule_refresh(tokens)

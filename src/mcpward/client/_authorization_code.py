@@ -28,7 +28,9 @@ def authorization_url(
     state: str,
     resource: str,
     scopes: Sequence[str],
+    dpop_jkt: str | None = None,
 ) -> str:
+    """``dpop_jkt`` binds the code to the session's DPoP key (RFC 9449 §10)."""
     params = {
         "response_type": "code",
         "client_id": client_id,
@@ -40,6 +42,8 @@ def authorization_url(
     }
     if scopes:
         params["scope"] = " ".join(scopes)
+    if dpop_jkt is not None:
+        params["dpop_jkt"] = dpop_jkt
     separator = "&" if "?" in endpoint else "?"
     return f"{endpoint}{separator}{urlencode(params)}"
 

@@ -1,4 +1,5 @@
-"""Reading `WWW-Authenticate: Bearer …` challenges (RFC 6750 §3, RFC 9728 §5.1)."""
+"""Reading `WWW-Authenticate: Bearer …` challenges (RFC 6750 §3, RFC 9728 §5.1), and their
+DPoP twins (RFC 9449 §7.1), which carry the same parameters."""
 
 from __future__ import annotations
 
@@ -29,14 +30,17 @@ class BearerChallenge:
 
 
 def parse_bearer(headers: list[str]) -> BearerChallenge | None:
-    """The Bearer challenge among the given header values, if any. Other schemes are skipped."""
+    """The challenge to act on among the given header values: the Bearer or DPoP one that
+    carries an ``error`` (a resource names the error on the scheme the request used), else
+    the Bearer one, else the DPoP one. Other schemes are skipped."""
+    found: dict[str, list[BearerChallenge]] = {"bearer": [], "dpop": []}
     for header in headers:
         pos = 0
         while pos < len(header):
             match = _SCHEME.match(header, pos)
             if match is None:
                 break
-            scheme, pos = match.group(1), match.end()
+            scheme, pos = match.group(1).lower(), match.end()
             params: dict[str, str] = {}
             while (param := _PARAM.match(header, pos)) is not None:
                 value = param.group(2)
@@ -44,6 +48,10 @@ def parse_bearer(headers: list[str]) -> BearerChallenge | None:
                     value = re.sub(r"\\(.)", r"\1", value[1:-1])
                 params[param.group(1).lower()] = value
                 pos = param.end()
-            if scheme.lower() == "bearer":
-                return BearerChallenge(params)
-    return None
+            if scheme in found:
+                found[scheme].append(BearerChallenge(params))
+    candidates = found["bearer"] + found["dpop"]
+    with_error = [c for c in candidates if c.error]
+    if with_error:
+        return with_error[0]
+    return candidates[0] if candidates else None

@@ -103,6 +103,8 @@ class ServerMetadata:
     authorization_response_iss_parameter_supported: bool = False
     client_id_metadata_document_supported: bool = False
     revocation_endpoint: str | None = None
+    # RFC 9449 §5.1: the DPoP proof algorithms the server accepts (none: no DPoP).
+    dpop_signing_alg_values_supported: list[str] | None = None
     # False when nothing was published and the 2025-03-26 default endpoints are assumed.
     published: bool = True
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -135,6 +137,9 @@ class ServerMetadata:
             client_id_metadata_document_supported=data.get("client_id_metadata_document_supported")
             is True,
             revocation_endpoint=text("revocation_endpoint"),
+            dpop_signing_alg_values_supported=_strings(
+                data.get("dpop_signing_alg_values_supported")
+            ),
             raw=data,
         )
 

@@ -6,7 +6,9 @@ authorization server's issuer, written before the access token they came with is
 out, so a crash never leaves a spent refresh token in the store, and a server that moves
 to another authorization server never has the old one's credentials presented there
 (SEP-2352). Store calls run on a worker thread: a keychain may wait for an unlock prompt.
-The browser sign-in itself is `_sign_in.BrowserSignIn`.
+The browser sign-in itself is `_sign_in.BrowserSignIn`. Where the authorization server
+supports DPoP (RFC 9449), the session has a key of its own, stored with the refresh token
+it binds, and every request carries a proof (`_dpop.py`).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from mcpward._clock import Clock, system_clock
 from mcpward.client._authorization_code import AuthorizeHandler
 from mcpward.client._challenge import BearerChallenge, parse_bearer
 from mcpward.client._discovery import Discovery, canonical_resource, discover, probe
+from mcpward.client._dpop import DPoP, authorize, dpop_for
 from mcpward.client._flow import FlowAuth, Request, Response, new_http_client
 from mcpward.client._registration import Registration
-from mcpward.client._sign_in import BrowserSignIn, login_scopes, open_browser
+from mcpward.client._sign_in import BrowserSignIn, login_scopes, open_browser, union_scopes
 from mcpward.client._token_endpoint import TokenSet, request_token
 from mcpward.client._token_store import (
     OffLoopStore,
@@ -57,13 +60,6 @@ class SessionInfo:
     scope: str | None
     signed_in: bool
     access_token_expires_at: float | None
-
-
-def _union(*scope_lists: Sequence[str] | None) -> list[str]:
-    merged: dict[str, None] = {}
-    for scopes in scope_lists:
-        merged.update(dict.fromkeys(scopes or ()))
-    return list(merged)
 
 
 class HumanAuth(FlowAuth):
@@ -98,6 +94,7 @@ class HumanAuth(FlowAuth):
         http: httpx.AsyncClient | None = None,
         clock: Clock = system_clock,
         lock_dir: Path | None = None,
+        dpop: bool = True,
     ) -> None:
         if client_metadata_url is not None:
             parts = urlsplit(client_metadata_url)
@@ -133,6 +130,8 @@ class HumanAuth(FlowAuth):
         self._last_requested: list[str] | None = None
         self._lock: asyncio.Lock | None = None
         self._step_ups_in_a_row = 0
+        self.use_dpop = dpop  # when the authorization server supports it
+        self._dpop: DPoP | None = None
 
     @property
     def session_key(self) -> str:
@@ -206,10 +205,13 @@ class HumanAuth(FlowAuth):
             tokens = await self._usable_tokens(discover=False)
         sent = self._authorize_request(request, tokens)
         response = yield request
-        renewed = False
+        renewed = nonce_retried = stepped_up = False
         while True:
             challenge = parse_bearer(response.headers.get_list("www-authenticate"))
-            if response.status_code == 401 and not renewed:
+            dpop = self._dpop
+            if dpop and not nonce_retried and dpop.nonce_challenge(str(request.url), response):
+                nonce_retried = True  # the resource's nonce (RFC 9449 §9): one more proof
+            elif response.status_code == 401 and not renewed:
                 renewed = True
                 async with self._guard():
                     self._challenge = challenge
@@ -220,19 +222,22 @@ class HumanAuth(FlowAuth):
                 and challenge.error == "insufficient_scope"
             ):
                 async with self._guard():
-                    # Counts re-authorizations until a request succeeds again, so that a
-                    # server that can never be satisfied does not loop us forever.
-                    if self._step_ups_in_a_row >= self.max_step_ups:
+                    # At most max_step_ups until a stepped-up request succeeds (no loop
+                    # with a server that is never satisfied); none for scopes already held.
+                    held = self._tokens.scopes if self._tokens else None
+                    if self._step_ups_in_a_row >= self.max_step_ups or (
+                        held and challenge.scopes and set(challenge.scopes) <= set(held)
+                    ):
                         raise StepUpLimitReached(
                             f"{self.key} still answers insufficient_scope after "
-                            f"{self.max_step_ups} re-authorizations"
+                            f"{self._step_ups_in_a_row} re-authorization(s)"
                         )
                     self._step_ups_in_a_row += 1
-                    held = self._tokens.scopes if self._tokens else None
-                    wanted = _union(held or self._last_requested, challenge.scopes)
+                    stepped_up = True
+                    wanted = union_scopes(held or self._last_requested, challenge.scopes)
                     tokens = await self._sign_in_or_fail(wanted, challenge)
             else:
-                if response.status_code < 400:
+                if stepped_up and response.status_code < 400:
                     self._step_ups_in_a_row = 0
                 return
             sent = self._authorize_request(request, tokens)
@@ -242,7 +247,7 @@ class HumanAuth(FlowAuth):
         if tokens is None:
             request.headers.pop("Authorization", None)
             return None
-        request.headers["Authorization"] = f"Bearer {tokens.access_token}"
+        authorize(request, tokens.token_type, tokens.access_token, self._dpop)
         return tokens.access_token
 
     async def _after_401(self, sent: str | None, challenge: BearerChallenge | None) -> TokenSet:
@@ -301,26 +306,19 @@ class HumanAuth(FlowAuth):
         return self._discovery
 
     async def _load(self, key: str) -> StoredSession | None:
-        stored = await self._store.load(key)
-        if stored is not None or self._discovery is None:
-            return stored
-        # Releases before SEP-2352 keyed a session by the MCP server's URL alone: take it
-        # over if it belongs to this very issuer, and leave it otherwise.
-        legacy = await self._store.load(self.key)
-        if legacy is None or legacy.registration.issuer != self._discovery.server.issuer:
-            return None
-        await self._store.save(key, legacy)
-        await self._store.delete(self.key)
-        return legacy
+        issuer = self._discovery.server.issuer if self._discovery is not None else None
+        return await self._store.load_or_adopt(key, self.key, issuer)
 
     async def _refresh(self) -> TokenSet | None:
         discovery = await self._ensure_discovery()
         key = self.session_key
-        async with session_lock(key, self.lock_dir):
+        async with session_lock(key, self.lock_dir, self.store):
             # Re-read under the lock: another process may have rotated the token meanwhile.
             stored = await self._load(key)
             if stored is None or stored.refresh_token is None:
                 return None
+            supported = discovery.server.dpop_signing_alg_values_supported
+            dpop = dpop_for(supported, stored.dpop_key, enabled=self.use_dpop)
             try:
                 tokens = await request_token(
                     self._client(),
@@ -332,6 +330,7 @@ class HumanAuth(FlowAuth):
                     },
                     stored.registration.auth(),
                     clock=self.clock,
+                    dpop=dpop,
                 )
             except InvalidClientError:
                 # The registration itself is gone (a DCR client cleaned up, a secret
@@ -351,10 +350,10 @@ class HumanAuth(FlowAuth):
                     stored,
                     refresh_token=tokens.refresh_token or stored.refresh_token,
                     scope=tokens.scope or stored.scope,
+                    dpop_key=dpop.stored() if dpop else None,
                 ),
             )
-        self._registration = stored.registration
-        self._tokens = tokens
+        self._registration, self._tokens, self._dpop = stored.registration, tokens, dpop
         return tokens
 
     # -- browser sign-in ---------------------------------------------------------------
@@ -369,9 +368,13 @@ class HumanAuth(FlowAuth):
         self._last_requested = [s for s in scopes if s != "offline_access"]
         stored = await self._load(key)
         known = [r for r in (self._registration, stored.registration if stored else None) if r]
-        signed_in = await self._sign_in.run(self._client(), discovery, scopes, known)
+        # The session's key, kept across a step-up; a new one for a new session.
+        held = self._dpop.stored() if self._dpop else stored.dpop_key if stored else None
+        supported = discovery.server.dpop_signing_alg_values_supported
+        dpop = dpop_for(supported, held, enabled=self.use_dpop)
+        signed_in = await self._sign_in.run(self._client(), discovery, scopes, known, dpop)
         tokens = signed_in.tokens
-        async with session_lock(key, self.lock_dir):
+        async with session_lock(key, self.lock_dir, self.store):
             await self._store.save(
                 key,
                 StoredSession(
@@ -379,10 +382,10 @@ class HumanAuth(FlowAuth):
                     registration=signed_in.registration,
                     refresh_token=tokens.refresh_token,
                     scope=tokens.scope or " ".join(scopes) or None,
+                    dpop_key=dpop.stored() if dpop else None,
                 ),
             )
-        self._registration = signed_in.registration
-        self._tokens = tokens
+        self._registration, self._tokens, self._dpop = signed_in.registration, tokens, dpop
         return tokens
 
     def _client(self) -> httpx.AsyncClient:

@@ -27,6 +27,7 @@ from mcpward.client._authorization_code import (
 )
 from mcpward.client._challenge import BearerChallenge
 from mcpward.client._discovery import Discovery
+from mcpward.client._dpop import DPoP
 from mcpward.client._loopback import LoopbackListener
 from mcpward.client._pkce import Pkce
 from mcpward.client._registration import Registration
@@ -62,6 +63,14 @@ def login_scopes(
     return scopes
 
 
+def union_scopes(*scope_lists: Sequence[str] | None) -> list[str]:
+    """The scopes of every list, each once, in order of first appearance (step-up)."""
+    merged: dict[str, None] = {}
+    for scopes in scope_lists:
+        merged.update(dict.fromkeys(scopes or ()))
+    return list(merged)
+
+
 @dataclass(frozen=True)
 class SignedIn:
     tokens: TokenSet
@@ -89,9 +98,11 @@ class BrowserSignIn:
         discovery: Discovery,
         scopes: list[str],
         known: Sequence[Registration],
+        dpop: DPoP | None = None,
     ) -> SignedIn:
         """Sign in once. `known` are registrations already held (in memory, in the store);
-        one is reused only if it was made at this very authorization server."""
+        one is reused only if it was made at this very authorization server. With `dpop`
+        the code and the tokens are bound to its key (RFC 9449 §10, §5)."""
         server = discovery.server
         if server.authorization_endpoint is None:
             raise MetadataError(f"{server.issuer} publishes no authorization_endpoint")
@@ -111,6 +122,7 @@ class BrowserSignIn:
                 state=state,
                 resource=discovery.resource,
                 scopes=scopes,
+                dpop_jkt=dpop.jkt if dpop is not None else None,
             )
             result = await await_redirect(self.authorize, url, listener, self.timeout)
         code = check_response(result, state, server)
@@ -126,6 +138,7 @@ class BrowserSignIn:
             },
             registration.auth(),
             clock=self.clock,
+            dpop=dpop,
         )
         return SignedIn(tokens, registration, scopes)
 

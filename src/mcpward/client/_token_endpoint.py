@@ -1,7 +1,9 @@
 """Calling the token endpoint (RFC 6749 §3.2) with each client authentication method.
 
 `none` (public clients), `client_secret_basic`, `client_secret_post` and `private_key_jwt`
-(RFC 7523 §2.2, signed with joserfc). Responses become a `TokenSet` whose repr hides secrets.
+(RFC 7523 §2.2, signed with joserfc), each with a DPoP proof when the session has a key
+(RFC 9449 §5; a ``use_dpop_nonce`` answer is retried once with the server's nonce, §8).
+Responses become a `TokenSet` whose repr hides secrets.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from mcpward._clock import Clock, system_clock
+from mcpward.client._dpop import DPoP
 from mcpward.client.errors import TokenEndpointError, token_error
 
 AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -29,8 +32,9 @@ SigningAlgorithm = Literal[
 """JWS algorithms a client assertion (private_key_jwt, RFC 7523) may be signed with."""
 SIGNING_ALGORITHMS: tuple[SigningAlgorithm, ...] = get_args(SigningAlgorithm)
 
-TokenType = Literal["Bearer"]
-"""Token types this client accepts (RFC 6750); DPoP (RFC 9449) is a separate issue."""
+TokenType = Literal["Bearer", "DPoP"]
+"""Token types this client accepts: bearer tokens (RFC 6750) and DPoP-bound ones (RFC 9449),
+the latter only in answer to a request that carried a proof."""
 
 _L = TypeVar("_L", bound=str)
 
@@ -132,20 +136,23 @@ class ClientAuth:
         return jwt.encode({"alg": alg, "typ": "JWT"}, claims, key, algorithms=[alg])
 
 
-def parse_token_response(data: object, now: float) -> TokenSet:
+def parse_token_response(data: object, now: float, *, dpop: bool = False) -> TokenSet:
+    """``dpop``: the request carried a proof, so a DPoP-bound token may come back (or a
+    bearer token: a server may decline to bind, RFC 9449 §5)."""
     if not isinstance(data, dict):
         raise TokenEndpointError("token response is not a JSON object")
     access_token, token_type = data.get("access_token"), data.get("token_type", "Bearer")
     if not isinstance(access_token, str) or not access_token:
         raise TokenEndpointError("token response lacks access_token")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise TokenEndpointError("token response is not a Bearer token")
+    kind = token_type.lower() if isinstance(token_type, str) else None
+    if kind not in ("bearer", "dpop") or (kind == "dpop" and not dpop):
+        raise TokenEndpointError("token response is not a Bearer or DPoP-bound token")
     expires_in = data.get("expires_in")
     expires_at = now + float(expires_in) if isinstance(expires_in, int | float) else None
     scope, refresh = data.get("scope"), data.get("refresh_token")
     return TokenSet(
         access_token=access_token,
-        token_type="Bearer",
+        token_type="DPoP" if kind == "dpop" else "Bearer",
         expires_at=expires_at,
         scope=scope if isinstance(scope, str) else None,
         refresh_token=refresh if isinstance(refresh, str) and refresh else None,
@@ -161,14 +168,25 @@ async def post_form(
     *,
     now: float,
     assertion_audience: str | None = None,
+    dpop: DPoP | None = None,
 ) -> dict[str, Any]:
-    """POST a grant with client authentication; the JSON answer, or the error it names."""
+    """POST a grant with client authentication (and a DPoP proof); the JSON answer, or the
+    error it names."""
     form = {k: v for k, v in grant.items() if v is not None}
     headers = {"Accept": "application/json"}
     if client.method == "private_key_jwt" and client.assertion_audience is None:
         client = replace(client, assertion_audience=assertion_audience)
     client.apply(form, headers, endpoint, now)
-    response = await http.post(endpoint, data=form, headers=headers)
+    for _ in range(2):
+        if dpop is not None:
+            headers["DPoP"] = dpop.proof("POST", endpoint)
+        response = await http.post(endpoint, data=form, headers=headers)
+        # A nonce for the next proof (RFC 9449 §8.2); one retry when this one lacked it.
+        fresh = dpop is not None and dpop.remember(endpoint, response.headers)
+        if not (fresh and response.status_code == 400 and _error(response) == "use_dpop_nonce"):
+            break
+        if client.method == "private_key_jwt":
+            client.apply(form, headers, endpoint, now)  # a new assertion: jtis are one-time
     try:
         data = response.json()
     except ValueError:
@@ -192,10 +210,27 @@ async def request_token(
     *,
     clock: Clock = system_clock,
     assertion_audience: str | None = None,
+    dpop: DPoP | None = None,
 ) -> TokenSet:
-    """POST one grant; raise the `TokenEndpointError` subclass named by the server's error."""
+    """POST one grant; raise the `TokenEndpointError` subclass named by the server's error.
+    With ``dpop`` the request carries a proof and the token may come back bound to it."""
     now = clock()
     data = await post_form(
-        http, token_endpoint, grant, client, now=now, assertion_audience=assertion_audience
+        http,
+        token_endpoint,
+        grant,
+        client,
+        now=now,
+        assertion_audience=assertion_audience,
+        dpop=dpop,
     )
-    return parse_token_response(data, now)
+    return parse_token_response(data, now, dpop=dpop is not None)
+
+
+def _error(response: httpx.Response) -> str | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, str) else None

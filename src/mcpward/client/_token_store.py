@@ -1,7 +1,8 @@
 """Where a signed-in session survives the process: the OS keychain, else a private file.
 
 What is stored per MCP server and authorization server (`session_key`): the client
-registration and the refresh token. Access tokens are never stored; they live in memory only.
+registration, the refresh token and, with DPoP, the private key the refresh token is bound
+to (RFC 9449 §5). Access tokens are never stored; they live in memory only.
 Client credentials belong to one authorization server (MCP 2026-07-28, SEP-2352), so a server
 that moves to another one gets a session of its own rather than the old one's credentials.
 
@@ -23,7 +24,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from mcpward.client._registration import Registration
 
@@ -44,6 +45,8 @@ class StoredSession:
     registration: Registration
     refresh_token: str | None = field(default=None, repr=False)
     scope: str | None = None
+    # The session's DPoP key as a private JWK (``mcpward.dpop.ProofKey.private_jwk``).
+    dpop_key: dict[str, str] | None = field(default=None, repr=False)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -52,6 +55,7 @@ class StoredSession:
                 "registration": self.registration.to_json(),
                 "refresh_token": self.refresh_token,
                 "scope": self.scope,
+                "dpop_key": self.dpop_key,
             }
         )
 
@@ -63,6 +67,7 @@ class StoredSession:
             registration=Registration.from_json(data["registration"]),
             refresh_token=data.get("refresh_token"),
             scope=data.get("scope"),
+            dpop_key=data.get("dpop_key"),
         )
 
 
@@ -77,6 +82,14 @@ class TokenStore(Protocol):
     def save(self, key: str, session: StoredSession) -> None: ...
 
     def delete(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class SharedTokenStore(TokenStore, Protocol):
+    """A store processes on several machines share (AWS, Vault): it locks a session
+    itself, since `session_lock`'s file lock cannot span machines."""
+
+    def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]: ...
 
 
 class MemoryStore:
@@ -232,12 +245,34 @@ class OffLoopStore:
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.store.delete, key)
 
+    async def load_or_adopt(
+        self, key: str, legacy_key: str, issuer: str | None
+    ) -> StoredSession | None:
+        """The session at ``key``. Releases before SEP-2352 keyed a session by the MCP
+        server's URL alone (``legacy_key``): take it over if it belongs to this very
+        ``issuer``, and leave it otherwise."""
+        stored = await self.load(key)
+        if stored is not None or issuer is None:
+            return stored
+        legacy = await self.load(legacy_key)
+        if legacy is None or legacy.registration.issuer != issuer:
+            return None
+        await self.save(key, legacy)
+        await self.delete(legacy_key)
+        return legacy
+
 
 @contextlib.asynccontextmanager
-async def session_lock(key: str, lock_dir: Path | None = None) -> AsyncIterator[None]:
+async def session_lock(
+    key: str, lock_dir: Path | None = None, store: TokenStore | None = None
+) -> AsyncIterator[None]:
     """Held across "read refresh token → refresh → store the new one", so that two processes
     signed in to the same server never both spend one refresh token (rotation would revoke
     the family). Polls a non-blocking flock so the event loop keeps running."""
+    if isinstance(store, SharedTokenStore):
+        async with store.lock(key):
+            yield
+        return
     directory = lock_dir or state_dir() / "locks"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = hashlib.sha256(key.encode()).hexdigest()[:32]

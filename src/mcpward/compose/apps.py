@@ -112,6 +112,8 @@ def build_app(
             keys=LocalKeys(server.keys.public_key),
             revocations=view,
             rate_limiter=server.shared.rate_limiter,
+            # With Redis, the limiter spends proof jtis in this cache in its own script.
+            replay=server.shared.replay,
             audit=server.audit,
         )
         table += protected.routes(cors_origins=server.settings.cors_allow_origins)

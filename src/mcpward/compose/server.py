@@ -12,18 +12,20 @@ import ssl
 
 from mcpward._clock import Clock, system_clock
 from mcpward.audit import AuditLog, AuditSink, sink_from_spec
-from mcpward.config import ClientMetadataDocuments, Settings
+from mcpward.config import ClientMetadataDocuments, DPoPSettings, Settings
+from mcpward.dpop import NonceSource, ProofVerifier
 from mcpward.revocation import RevocationPublisher
 from mcpward.server import AuthorizationServer
 from mcpward.server._cimd import MetadataDocumentResolver
 from mcpward.server._client_auth import ClientAuthenticator
 from mcpward.server._crypto import DataKey
 from mcpward.server._jwks_uri import JwksUriFetcher
+from mcpward.server._rfc9449 import TokenEndpointProofs
 from mcpward.server._safe_fetch import SafeFetcher
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.keys import KeyRing
 from mcpward.server.resources import ResourceRegistry
-from mcpward.state import SharedState, open_shared_state
+from mcpward.state import ReplayCache, SharedState, open_shared_state
 from mcpward.storage.contracts import MetadataDocumentStore, Store
 from mcpward.storage.sql import SqlStore
 
@@ -81,9 +83,10 @@ async def assemble(
     lifetimes = settings.lifetimes
     audit = audit or audit_log(settings, clock)
     shared = shared or open_shared_state(settings.resolved_redis_url(), clock)
+    data_key = DataKey(settings.resolved_data_key())
     keys = KeyRing(
         store.keys,
-        DataKey(settings.resolved_data_key()),
+        data_key,
         clock,
         alg=settings.signing_alg,
         publish_lead=lifetimes.signing_key_publish_lead,
@@ -126,8 +129,35 @@ async def assemble(
         audit=audit,
         shared=shared,
         publisher=publisher if publisher is not None else shared.publisher,
+        dpop=token_endpoint_proofs(
+            settings.dpop, data_key, shared.replay, settings.issuer + "/token", clock
+        ),
         clock=clock,
     )
+
+
+def token_endpoint_proofs(
+    config: DPoPSettings, data_key: DataKey, replay: ReplayCache, token_url: str, clock: Clock
+) -> TokenEndpointProofs:
+    """DPoP at the token endpoint: the proof verifier of the deployment's policy, its
+    nonces, when required, derived from the data key (so every replica hands out the same
+    ones)."""
+    if not config.enabled:
+        return TokenEndpointProofs(None, replay, token_url)
+    nonces = (
+        NonceSource(data_key.derive("dpop nonce"), step=config.nonce_step, clock=clock)
+        if config.require_nonce
+        else None
+    )
+    verifier = ProofVerifier(
+        algorithms=config.algorithms,
+        max_age=config.proof_max_age,
+        leeway=config.proof_leeway,
+        nonces=nonces,
+        require_nonce=config.require_nonce,
+        clock=clock,
+    )
+    return TokenEndpointProofs(verifier, replay, token_url)
 
 
 def safe_fetcher(config: ClientMetadataDocuments, verify: Verify = True) -> SafeFetcher:

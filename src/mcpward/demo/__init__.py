@@ -31,6 +31,7 @@ from mcpward.guard import (
     protect,
 )
 from mcpward.revocation import RevocationView
+from mcpward.state import ReplayCache
 
 _ORDERS: list[dict[str, Any]] = [
     {"id": "ord_1001", "customer": "acme", "status": "paid", "amount": 120.0},
@@ -147,6 +148,7 @@ MCP_REQUEST_HEADERS = [
     "mcp-protocol-version",
     "mcp-session-id",
     "last-event-id",
+    "dpop",
 ]
 MCP_RESPONSE_HEADERS = [
     "www-authenticate",
@@ -155,6 +157,7 @@ MCP_RESPONSE_HEADERS = [
     "ratelimit",
     "ratelimit-policy",
     "retry-after",
+    "dpop-nonce",
 ]
 
 
@@ -168,12 +171,14 @@ def build_protected_demo(
     rate_limits: RateLimits | None = None,
     audit: AuditLog | None = None,
     guard: Guard | None = None,
+    replay: ReplayCache | None = None,
     progress_delay: float = 0.05,
     **app_kwargs: Any,
 ) -> ProtectedDemo:
     """The demo behind the guard, served at ``resource``'s path (``/mcp``). ``keys``
     defaults to discovery of ``issuer``'s JWKS; in embedded mode pass
     ``LocalKeys(server.keys.public_key)`` and the server's :class:`InProcessRevocations`.
+    ``replay`` is where DPoP proofs' ``jti``s are spent (the shared state's cache).
     ``app_kwargs`` go to the SDK's ``streamable_http_app()`` (e.g. ``host`` for its DNS
     rebinding protection)."""
     server = create_demo_server(progress_delay=progress_delay)
@@ -188,6 +193,7 @@ def build_protected_demo(
             rate_limiter=rate_limiter,
             rate_limits=rate_limits,
             audit=audit,
+            replay=replay,
         )
     return ProtectedDemo(protect(app, guard), server, guard)
 

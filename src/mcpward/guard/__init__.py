@@ -18,7 +18,9 @@ from starlette.types import ASGIApp
 
 from mcpward._clock import Clock, system_clock
 from mcpward.audit import AuditLog
-from mcpward.guard._challenge import www_authenticate
+from mcpward.dpop import ALGORITHMS as DPOP_ALGORITHMS
+from mcpward.dpop import NonceSource, ProofVerifier
+from mcpward.guard._challenge import Schemes, www_authenticate
 from mcpward.guard._claims import AUTH0, CLERK, KEYCLOAK, MCPWARD, OKTA, PRESETS, ClaimMapping
 from mcpward.guard._discovery import (
     IssuerDiscoveryError,
@@ -29,18 +31,21 @@ from mcpward.guard._discovery import (
     StaticKeys,
     discover,
 )
+from mcpward.guard._dpop import ResourceProofs
 from mcpward.guard._errors import (
     BadAuthorization,
     BadMessage,
     GuardError,
     InsufficientScope,
+    InvalidDPoPProof,
     InvalidToken,
     MissingToken,
     PolicyDenied,
     RateLimited,
     Unavailable,
+    UseDPoPNonce,
 )
-from mcpward.guard._guard import FailureMode, Guard, RateLimits
+from mcpward.guard._guard import Authenticated, FailureMode, Guard, RateLimits
 from mcpward.guard._identity import Identity, current_identity, require_identity
 from mcpward.guard._introspection import IntrospectionVerifier
 from mcpward.guard._lists import ListVisibility
@@ -52,7 +57,7 @@ from mcpward.guard._scopes import ScopeRules
 from mcpward.guard._verify import ByFormat, JWTVerifier, TokenVerifier
 from mcpward.guard.middleware import GuardMiddleware
 from mcpward.revocation import RevocationView
-from mcpward.state import Bucket, Limit, MemoryRateLimiter, RateLimiter
+from mcpward.state import Bucket, Limit, MemoryRateLimiter, RateLimiter, ReplayCache
 
 
 def make_guard(
@@ -74,9 +79,21 @@ def make_guard(
     clock: Clock = system_clock,
     leeway: float = 30.0,
     list_visibility: ListVisibility | None = None,
+    dpop: bool = True,
+    dpop_required: bool = False,
+    dpop_algorithms: Iterable[str] = DPOP_ALGORITHMS,
+    dpop_nonces: NonceSource | None = None,
+    replay: ReplayCache | None = None,
 ) -> Guard:
     """A guard for tokens from ``issuer`` whose audience is ``resource``. Without ``keys``
     the issuer's JWKS is found by discovery (RFC 8414, then OpenID) on first use.
+
+    DPoP (RFC 9449): ``Authorization: DPoP`` with a proof is accepted unless ``dpop`` is
+    False; a DPoP-bound token (``cnf.jkt``) is never accepted as a bearer token;
+    ``dpop_required`` refuses bearer tokens altogether. ``dpop_nonces`` makes every proof
+    carry this resource's nonce (§9). Proof ``jti``s are spent in ``replay`` (default:
+    this process's memory; pass the shared state's Redis cache when several replicas
+    serve the resource, with its rate limiter for one round trip per request).
 
     ``list_visibility``: ``"annotate"`` (every usable entry of ``*/list`` results, with
     the scopes it requires and whether the token holds them, so hosts can step up) or
@@ -92,6 +109,19 @@ def make_guard(
             clock=clock,
             leeway=leeway,
         )
+    proofs = None
+    if dpop or dpop_required:
+        proofs = ResourceProofs(
+            ProofVerifier(
+                algorithms=tuple(dpop_algorithms),
+                leeway=leeway,
+                nonces=dpop_nonces,
+                require_nonce=dpop_nonces is not None,
+                clock=clock,
+            ),
+            resource=resource,
+            required=dpop_required,
+        )
     return Guard(
         resource=resource,
         authorization_servers=[issuer],
@@ -104,6 +134,8 @@ def make_guard(
         audit=audit,
         resource_name=manifest.name,
         rate_limit_failure=rate_limit_failure,
+        proofs=proofs,
+        replay=replay,
         clock=clock,
     )
 
@@ -140,11 +172,13 @@ def identity_of(ctx: Any) -> Identity | None:
 __all__ = [
     "AUTH0",
     "CLERK",
+    "DPOP_ALGORITHMS",
     "KEYCLOAK",
     "MCPWARD",
     "OKTA",
     "POLICY_MODEL",
     "PRESETS",
+    "Authenticated",
     "BadAuthorization",
     "BadMessage",
     "Bucket",
@@ -159,6 +193,7 @@ __all__ = [
     "Identity",
     "InsufficientScope",
     "IntrospectionVerifier",
+    "InvalidDPoPProof",
     "InvalidToken",
     "IssuerDiscoveryError",
     "IssuerKeys",
@@ -179,10 +214,13 @@ __all__ = [
     "RateLimiter",
     "RateLimits",
     "RemoteJWKS",
+    "ResourceProofs",
+    "Schemes",
     "ScopeRules",
     "StaticKeys",
     "TokenVerifier",
     "Unavailable",
+    "UseDPoPNonce",
     "current_identity",
     "discover",
     "identity_of",

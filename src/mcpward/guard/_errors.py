@@ -6,6 +6,8 @@
      └── GuardError
           ├── MissingToken          401  RFC 6750 §3.1 (no ``error``: no token was presented)
           ├── InvalidToken          401  RFC 6750 §3.1 ``invalid_token``
+          ├── InvalidDPoPProof      401  RFC 9449 §7.1 ``invalid_dpop_proof``
+          │    └── UseDPoPNonce     401  RFC 9449 §9 ``use_dpop_nonce`` with ``DPoP-Nonce``
           ├── BadAuthorization      401  RFC 6750 §3.1 ``invalid_request`` (token in the query)
           ├── InsufficientScope     403  RFC 6750 §3.1 ``insufficient_scope`` (+ MCP step-up)
           ├── PolicyDenied          403  a policy said no; not fixable by a broader token
@@ -13,7 +15,9 @@
           ├── BadMessage            400  the body is not JSON-RPC
           └── Unavailable           503  shared state (Redis) unreachable; ``Retry-After``
 
-Descriptions are fixed strings; they never echo a token or any other client input.
+Descriptions are fixed strings; they never echo a token, a proof or any other client
+input. Every challenge names each scheme the resource accepts (``Schemes``), the error on
+the one the request used (``scheme``, set by the guard).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import ClassVar
 from mcpward._asgi import ratelimit_headers
 from mcpward.audit import Outcome
 from mcpward.errors import MCPWardError
-from mcpward.guard._challenge import www_authenticate
+from mcpward.guard._challenge import BEARER_ONLY, Scheme, Schemes, challenges
 
 
 class GuardError(MCPWardError):
@@ -34,18 +38,30 @@ class GuardError(MCPWardError):
     error: ClassVar[str | None] = None
     outcome: ClassVar[Outcome] = "unauthorized"
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, *, scheme: Scheme = "Bearer") -> None:
         super().__init__(description)
         self.description = description
+        # The scheme of the refused request's Authorization header.
+        self.scheme: Scheme = scheme
 
-    def challenge(self, resource_metadata: str | None) -> str | None:
-        return www_authenticate(
-            resource_metadata=resource_metadata, error=self.error, description=self.description
+    # The scopes a challenge asks for (insufficient_scope); none by default.
+    scope: Iterable[str] | None = None
+
+    def challenge(self, resource_metadata: str | None, schemes: Schemes) -> str | None:
+        return challenges(
+            schemes,
+            resource_metadata=resource_metadata,
+            error=self.error,
+            description=self.description,
+            scope=self.scope,
+            used=self.scheme,
         )
 
-    def headers(self, resource_metadata: str | None) -> dict[str, str]:
+    def headers(
+        self, resource_metadata: str | None, schemes: Schemes = BEARER_ONLY
+    ) -> dict[str, str]:
         headers = {"content-type": "application/json", "cache-control": "no-store"}
-        challenge = self.challenge(resource_metadata)
+        challenge = self.challenge(resource_metadata, schemes)
         if challenge is not None:
             headers["www-authenticate"] = challenge
         return headers
@@ -62,14 +78,43 @@ class MissingToken(GuardError):
     def __init__(self, description: str = "a bearer token is required") -> None:
         super().__init__(description)
 
-    def challenge(self, resource_metadata: str | None) -> str | None:
-        return www_authenticate(resource_metadata=resource_metadata)
+    def challenge(self, resource_metadata: str | None, schemes: Schemes) -> str | None:
+        return challenges(schemes, resource_metadata=resource_metadata)
 
 
 class InvalidToken(GuardError):
-    """The access token is expired, revoked, malformed or not for this resource."""
+    """The access token is expired, revoked, malformed or not for this resource, or sent
+    with the wrong scheme (a DPoP-bound token as a bearer token, RFC 9449 §7.2)."""
 
     error = "invalid_token"
+
+
+class InvalidDPoPProof(GuardError):
+    """The DPoP proof is missing, malformed, stale, replayed, for another request or
+    token, or signed by a key other than the one the token is bound to."""
+
+    error = "invalid_dpop_proof"
+
+    def __init__(self, description: str, check: str = "invalid") -> None:
+        super().__init__(description, scheme="DPoP")
+        # Which check failed: the audit trail's reason detail.
+        self.check = check
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """This resource wants its own nonce in the proof (RFC 9449 §9): retry with the one
+    in ``DPoP-Nonce``."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, description: str, nonce: str) -> None:
+        super().__init__(description, "nonce")
+        self.nonce = nonce
+
+    def headers(
+        self, resource_metadata: str | None, schemes: Schemes = BEARER_ONLY
+    ) -> dict[str, str]:
+        return {**super().headers(resource_metadata, schemes), "dpop-nonce": self.nonce}
 
 
 class BadAuthorization(GuardError):
@@ -93,15 +138,7 @@ class InsufficientScope(GuardError):
     def __init__(self, description: str, *, required: Iterable[str], held: Iterable[str]) -> None:
         super().__init__(description)
         self.required = frozenset(required)
-        self.scope = self.required | frozenset(held)
-
-    def challenge(self, resource_metadata: str | None) -> str | None:
-        return www_authenticate(
-            resource_metadata=resource_metadata,
-            error=self.error,
-            description=self.description,
-            scope=self.scope,
-        )
+        self.scope: frozenset[str] = self.required | frozenset(held)
 
 
 class PolicyDenied(GuardError):
@@ -111,7 +148,7 @@ class PolicyDenied(GuardError):
     error = "access_denied"
     outcome = "forbidden"
 
-    def challenge(self, resource_metadata: str | None) -> str | None:
+    def challenge(self, resource_metadata: str | None, schemes: Schemes) -> str | None:
         return None
 
 
@@ -131,11 +168,13 @@ class RateLimited(GuardError):
         self.window = window
         self.policy = policy
 
-    def challenge(self, resource_metadata: str | None) -> str | None:
+    def challenge(self, resource_metadata: str | None, schemes: Schemes) -> str | None:
         return None
 
-    def headers(self, resource_metadata: str | None) -> dict[str, str]:
-        headers = super().headers(resource_metadata)
+    def headers(
+        self, resource_metadata: str | None, schemes: Schemes = BEARER_ONLY
+    ) -> dict[str, str]:
+        headers = super().headers(resource_metadata, schemes)
         headers["retry-after"] = str(self.retry_after)
         fields = ratelimit_headers(
             self.policy, quota=self.limit, window=self.window, remaining=0, reset=self.retry_after
@@ -151,7 +190,7 @@ class BadMessage(GuardError):
     error = "invalid_request"
     outcome = "error"
 
-    def challenge(self, resource_metadata: str | None) -> str | None:
+    def challenge(self, resource_metadata: str | None, schemes: Schemes) -> str | None:
         return None
 
 
@@ -167,8 +206,10 @@ class Unavailable(GuardError):
         super().__init__(description)
         self.retry_after = retry_after
 
-    def challenge(self, resource_metadata: str | None) -> str | None:
+    def challenge(self, resource_metadata: str | None, schemes: Schemes) -> str | None:
         return None
 
-    def headers(self, resource_metadata: str | None) -> dict[str, str]:
-        return {**super().headers(resource_metadata), "retry-after": str(self.retry_after)}
+    def headers(
+        self, resource_metadata: str | None, schemes: Schemes = BEARER_ONLY
+    ) -> dict[str, str]:
+        return {**super().headers(resource_metadata, schemes), "retry-after": str(self.retry_after)}

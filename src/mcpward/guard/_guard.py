@@ -1,24 +1,29 @@
 """The guard's decisions, free of any web framework: who is calling, and may they do this.
 
-``authenticate`` turns an ``Authorization`` header into an :class:`Identity` (or a
-:class:`GuardError`); ``authorize`` checks the JSON-RPC calls of one request: scopes,
-policy, then one rate-limit hit that also carries the revocation check. Both run on
-every request, the verified-token cache only saves the signature check.
+``authenticate`` turns an ``Authorization`` header (``Bearer``, or ``DPoP`` with its
+proof) into an :class:`Identity` (or a :class:`GuardError`); ``authorize`` checks the
+JSON-RPC calls of one request: scopes, policy, then one rate-limit hit that also carries
+the revocation check and spends the DPoP proof's ``jti``. Both run on every request, the
+verified-token cache only saves the token's signature check.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from mcpward._clock import Clock, system_clock
 from mcpward.audit import AuditEvent, AuditLog
+from mcpward.dpop import Proof
+from mcpward.guard._challenge import BEARER_ONLY, Schemes
+from mcpward.guard._credentials import credentials, query_has_token
+from mcpward.guard._dpop import ResourceProofs
 from mcpward.guard._errors import (
     BadAuthorization,
     GuardError,
     InsufficientScope,
+    InvalidDPoPProof,
     InvalidToken,
     MissingToken,
     PolicyDenied,
@@ -38,13 +43,14 @@ from mcpward.state import (
     Decision,
     Limit,
     MemoryRateLimiter,
+    MemoryReplayCache,
     RateLimiter,
+    ReplayCache,
+    ReplayCheckingLimiter,
     RevocationCheckingLimiter,
     StateUnavailable,
 )
 
-# RFC 6750 §2.1 b64token
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # Authorization header values already parsed into a token that verified, and the
 # rate-limit buckets of recent identities.
 _HEADER_CACHE = 4096
@@ -53,6 +59,14 @@ _HEADER_CACHE = 4096
 # default: a leaked token must not run unlimited) or let requests through ("open").
 # Revocation checks always fail closed.
 FailureMode = Literal["closed", "open"]
+
+
+class Authenticated(NamedTuple):
+    """Who is calling, and the DPoP proof that came with a bound token (its ``jti`` is
+    spent when the request is admitted)."""
+
+    identity: Identity
+    proof: Proof | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +95,8 @@ class Guard:
         metrics: GuardMetrics | None = None,
         resource_name: str | None = None,
         rate_limit_failure: FailureMode = "closed",
+        proofs: ResourceProofs | None = None,
+        replay: ReplayCache | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self.resource = resource
@@ -88,7 +104,13 @@ class Guard:
         self.rules = rules
         self.revocations = revocations
         self.rate_limiter: RateLimiter = rate_limiter or MemoryRateLimiter()
-        self._bearer: dict[bytes, str] = {}
+        # DPoP (RFC 9449): accepted when ``proofs`` is given; proof jtis spent in
+        # ``replay`` (shared by replicas when it is Redis).
+        self.proofs = proofs
+        self.replay: ReplayCache = replay or MemoryReplayCache(clock)
+        self.schemes: Schemes = proofs.schemes if proofs is not None else BEARER_ONLY
+        # Authorization header -> (scheme, token) for headers whose token verified.
+        self._parsed: dict[bytes, tuple[str, str]] = {}
         self._base_buckets: dict[int, tuple[Identity, list[Bucket]]] = {}
         self._rate_limits = rate_limits if rate_limits is not None else RateLimits()
         self.policy = policy
@@ -102,6 +124,12 @@ class Guard:
             else None
         )
         self._separate_view = None if self._combined else revocations
+        # With Redis for both, a proof's jti is spent in the same script too.
+        self._once: ReplayCheckingLimiter | None = (
+            limiter
+            if isinstance(limiter, ReplayCheckingLimiter) and limiter.replay is self.replay
+            else None
+        )
         self.rate_limit_failure = rate_limit_failure
         self.audit = audit or AuditLog()
         self.metrics = metrics or GuardMetrics()
@@ -111,6 +139,8 @@ class Guard:
             authorization_servers=tuple(authorization_servers),
             scopes_supported=rules.supported(),
             resource_name=resource_name,
+            dpop_signing_alg_values_supported=self.schemes.dpop_algs,
+            dpop_bound_access_tokens_required=not self.schemes.bearer,
         )
 
     async def start(self) -> None:
@@ -141,29 +171,72 @@ class Guard:
     def resource_metadata_url(self) -> str:
         return self.metadata.url
 
-    async def authenticate(self, authorization: Sequence[bytes], query: bytes) -> Identity:
-        if query and _query_has_token(query):
+    async def authenticate(
+        self,
+        authorization: Sequence[bytes],
+        query: bytes,
+        *,
+        dpop: Sequence[bytes] = (),
+        method: str = "POST",
+        path: str | None = None,
+    ) -> Authenticated:
+        """The caller of a request with these ``Authorization`` headers (exactly one is
+        allowed) and ``query``; for the DPoP scheme also its ``DPoP`` headers, HTTP
+        ``method`` and ``path`` (the proof must be for them)."""
+        if query and query_has_token(query):
             raise BadAuthorization("send the access token in the Authorization header only")
         if not authorization:
             raise MissingToken()
         if len(authorization) > 1:
             raise BadAuthorization("more than one Authorization header")
         header = authorization[0]
-        token = self._bearer.get(header)
-        if token is not None:
-            # A header seen before with a token that verified: skip re-parsing it. The
-            # verifier still runs (its own cache checks expiry).
-            return await self.verifier.verify(token)
-        token = _bearer_token(header)
-        identity = await self.verifier.verify(token)
-        if len(self._bearer) >= _HEADER_CACHE:
-            self._bearer.clear()
-        self._bearer[bytes(header)] = token
-        return identity
+        parsed = self._parsed.get(header)
+        scheme, token = (
+            parsed if parsed is not None else credentials(header, dpop=self.proofs is not None)
+        )
+        if scheme == "bearer":
+            identity = await self.verifier.verify(token)
+            if identity.jkt is not None:
+                # RFC 9449 §7.2: a bound token sent as a bearer token is refused.
+                raise InvalidToken("a DPoP-bound token must be sent with the DPoP scheme")
+            if self.proofs is not None and self.proofs.required:
+                raise InvalidToken("this resource accepts DPoP-bound tokens only")
+            caller = Authenticated(identity)
+        else:
+            assert self.proofs is not None  # credentials() accepts DPoP only then
+            try:
+                identity = await self.verifier.verify(token)
+                if identity.jkt is None:
+                    raise InvalidToken("the access token is not bound to a DPoP key", scheme="DPoP")
+            except GuardError as exc:
+                exc.scheme = "DPoP"
+                raise
+            proof = self.proofs.check(
+                dpop, method=method, path=path, token=token, identity=identity
+            )
+            caller = Authenticated(identity, proof)
+        if parsed is None:
+            if len(self._parsed) >= _HEADER_CACHE:
+                self._parsed.clear()
+            self._parsed[bytes(header)] = (scheme, token)
+        return caller
 
-    async def authorize(self, identity: Identity, calls: Sequence[Call]) -> Decision | None:
-        """Scopes, policy, then revocation + rate limits (one backend round trip). Returns
-        the rate limiter's decision (for RateLimit headers), ``None`` without limits."""
+    async def authorize(
+        self, identity: Identity, calls: Sequence[Call], proof: Proof | None = None
+    ) -> Decision | None:
+        """Scopes, policy, then revocation + rate limits + the ``proof``'s ``jti`` (one
+        backend round trip). Returns the rate limiter's decision (for RateLimit headers),
+        ``None`` without limits."""
+        try:
+            return await self._authorize(identity, calls, proof)
+        except GuardError as exc:
+            if identity.jkt is not None:  # a bound token came with the DPoP scheme
+                exc.scheme = "DPoP"
+            raise
+
+    async def _authorize(
+        self, identity: Identity, calls: Sequence[Call], proof: Proof | None
+    ) -> Decision | None:
         missing: set[str] = set()
         for call in calls:
             if call.kind is None or call.target is None:
@@ -187,10 +260,13 @@ class Guard:
                     and not await self.policy.allows(identity, call.kind, call.target)
                 ):
                     raise PolicyDenied(f"the policy does not allow this {call.kind}")
-        return await self.admit(identity, calls)
+        return await self.admit(identity, calls, proof)
 
-    async def admit(self, identity: Identity, calls: Sequence[Call] = ()) -> Decision | None:
-        """Revocation and rate limits: on every request, cache hit or not."""
+    async def admit(
+        self, identity: Identity, calls: Sequence[Call] = (), proof: Proof | None = None
+    ) -> Decision | None:
+        """Revocation, rate limits and the single use of the DPoP proof: on every
+        request, cache hit or not."""
         combined = self._combined
         ref = (
             TokenRef(
@@ -214,17 +290,30 @@ class Guard:
         buckets = self._buckets(
             identity, [c.target for c in calls if c.kind == "tool" and c.target]
         )
-        if not buckets and combined is None:
+        once = self._once if proof is not None else None
+        if proof is not None and once is None:
+            await self._spend(proof)
+        if not buckets and combined is None and once is None:
             return None
         try:
-            if combined is not None and ref is not None:
+            if once is not None and proof is not None:
+                decision = await once.hit_first_use(
+                    buckets,
+                    ref if combined is not None else None,
+                    proof.replay_key("rs"),
+                    proof.expires_at,
+                    self.clock(),
+                )
+            elif combined is not None and ref is not None:
                 decision = await combined.hit_unless_revoked(buckets, ref, self.clock())
             else:
                 decision = await self.rate_limiter.hit(buckets, self.clock())
         except StateUnavailable as exc:
-            if combined is not None or self.rate_limit_failure == "closed":
+            if combined is not None or once is not None or self.rate_limit_failure == "closed":
                 raise Unavailable("the rate limit cannot be checked now", exc.retry_after) from None
             return None
+        if decision.replayed:
+            raise InvalidDPoPProof("the DPoP proof was already used", "replayed")
         if decision.revoked:
             raise InvalidToken("the access token has been revoked")
         if not decision.allowed and decision.limit is not None:
@@ -235,6 +324,16 @@ class Guard:
                 policy=decision.policy,
             )
         return decision
+
+    async def _spend(self, proof: Proof) -> None:
+        """A proof's jti, once, when the limiter cannot spend it in its own round trip.
+        Fails closed: a replay check that cannot run refuses the request."""
+        try:
+            first = await self.replay.first_use(proof.replay_key("rs"), proof.expires_at)
+        except StateUnavailable as exc:
+            raise Unavailable("DPoP proofs cannot be checked now", exc.retry_after) from None
+        if not first:
+            raise InvalidDPoPProof("the DPoP proof was already used", "replayed")
 
     def _buckets(self, identity: Identity, tools: Iterable[str]) -> list[Bucket]:
         entry = self._base_buckets.get(id(identity))
@@ -278,30 +377,10 @@ class Guard:
         self.audit.emit(event)
 
     def error_response(self, error: GuardError) -> tuple[int, dict[str, str], bytes]:
-        return error.status_code, error.headers(self.resource_metadata_url), error.body()
+        headers = error.headers(self.resource_metadata_url, self.schemes)
+        return error.status_code, headers, error.body()
 
 
 def _token_key(identity: Identity) -> str:
     # A token is named by its jti; without one, by what identifies it best.
     return identity.jti or f"{identity.client_id}|{identity.subject}|{identity.issued_at}"
-
-
-def _bearer_token(header: bytes) -> str:
-    try:
-        value = header.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise InvalidToken("the Authorization header is malformed") from exc
-    scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        raise MissingToken("use the Bearer scheme")
-    token = token.strip()
-    if not token or not _B64TOKEN.fullmatch(token):
-        raise InvalidToken("the access token is malformed")
-    return token
-
-
-def _query_has_token(query: bytes) -> bool:
-    if not query:
-        return False
-    lowered = query.lower()
-    return lowered.startswith(b"access_token=") or b"&access_token=" in lowered

@@ -24,6 +24,9 @@ class Identity:
     # family id in ``sid``.
     family: str | None = None
     roles: frozenset[str] = frozenset()
+    # RFC 9449 §6: the thumbprint of the DPoP key the token is bound to (``cnf.jkt``);
+    # such a token is accepted only with a proof signed by that key.
+    jkt: str | None = None
     claims: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def has_scopes(self, required: frozenset[str] | set[str]) -> bool:

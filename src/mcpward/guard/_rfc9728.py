@@ -17,6 +17,9 @@ class ProtectedResourceMetadata:
     scopes_supported: tuple[str, ...] = ()
     resource_name: str | None = None
     resource_documentation: str | None = None
+    # RFC 9728 §2: the DPoP algorithms accepted, and whether only DPoP-bound tokens are.
+    dpop_signing_alg_values_supported: tuple[str, ...] = ()
+    dpop_bound_access_tokens_required: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
@@ -36,6 +39,9 @@ class ProtectedResourceMetadata:
             doc["resource_name"] = self.resource_name
         if self.resource_documentation:
             doc["resource_documentation"] = self.resource_documentation
+        if self.dpop_signing_alg_values_supported:
+            doc["dpop_signing_alg_values_supported"] = list(self.dpop_signing_alg_values_supported)
+            doc["dpop_bound_access_tokens_required"] = self.dpop_bound_access_tokens_required
         doc.update(self.extra)
         return doc
 

@@ -186,7 +186,21 @@ def identity_from_claims(
         family=sid if isinstance(sid, str) else None,
         roles=mapping.roles(claims),
         claims=dict(claims),
+        jkt=bound_key(claims),
     )
+
+
+def bound_key(claims: Mapping[str, Any]) -> str | None:
+    """``cnf.jkt`` of a JWT or an introspection answer (RFC 9449 §6.1, §6.2). A ``cnf``
+    this guard cannot check (another confirmation method, a malformed ``jkt``) refuses
+    the token: it is bound to something, so it must not pass as a bearer token."""
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    jkt = cnf.get("jkt") if isinstance(cnf, Mapping) else None
+    if not isinstance(jkt, str) or not jkt:
+        raise InvalidToken("the token is bound to a key this resource cannot check")
+    return jkt
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:

@@ -2,12 +2,12 @@
 request side.
 
 Per request: serve Protected Resource Metadata and ``/metrics`` itself; otherwise
-authenticate the bearer token, read the JSON-RPC body (bounded), authorize every call in
-it, hand the verified identity to the app (``scope["mcpward.identity"]``, and
-``scope["user"]`` in the ``mcp`` SDK's own shape so its session binding and
-``get_access_token()`` work), let the response inspector (``_inspector.py``) shape
-``*/list`` results and note failed tool calls, and write one audit event per request and
-per tool call.
+authenticate the access token (Bearer, or DPoP with its proof for this method and path),
+read the JSON-RPC body (bounded), authorize every call in it, hand the verified identity
+to the app (``scope["mcpward.identity"]``, and ``scope["user"]`` in the ``mcp`` SDK's own
+shape so its session binding and ``get_access_token()`` work), let the response inspector
+(``_inspector.py``) shape ``*/list`` results and note failed tool calls, and write one
+audit event per request and per tool call.
 """
 
 from __future__ import annotations
@@ -107,15 +107,22 @@ class GuardMiddleware:
         identity: Identity | None = None
         calls: list[Call] = []
         try:
-            identity = await guard.authenticate(
-                [v for k, v in scope["headers"] if k == b"authorization"], scope["query_string"]
+            authorization: list[bytes] = []
+            dpop: list[bytes] = []
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    authorization.append(value)
+                elif name == b"dpop":
+                    dpop.append(value)
+            identity, proof = await guard.authenticate(
+                authorization, scope["query_string"], dpop=dpop, method=method, path=scope["path"]
             )
             if method == "POST":
                 # Read and parse once; the app gets the very same bytes replayed.
                 body = await self._read_body(scope, receive)
                 calls = parse(body)
                 receive = _replay(body, receive)
-            decision = await guard.authorize(identity, calls)
+            decision = await guard.authorize(identity, calls, proof)
         except GuardError as error:
             guard.metrics.decision_seconds.observe(time.perf_counter() - started)
             self._audit(scope, identity, calls, method, error.outcome, started, error.error)

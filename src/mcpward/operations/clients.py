@@ -17,8 +17,9 @@ from mcpward.operations._base import (
     time_cursor,
 )
 from mcpward.revocation import Revocation
-from mcpward.server import AuthorizationServer
+from mcpward.server import AuthorizationServer, secret_rotation
 from mcpward.server.clients import NewSecret
+from mcpward.server.secret_sinks import SecretSink
 from mcpward.storage.records import ClientRecord, ClientSource, ClientStatus, SecretRecord
 
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
@@ -139,15 +140,35 @@ class ClientOperations:
         return await self.server.revoke_client(client_id, reason, actor=str(actor))
 
     async def rotate_secret(
-        self, client_id: str, actor: Actor, overlap: float | None = None
+        self,
+        client_id: str,
+        actor: Actor,
+        overlap: float | None = None,
+        *,
+        sink: SecretSink | None = None,
     ) -> NewSecret:
-        """A new secret (shown once); the old one works for the overlap window."""
+        """A new secret; the old one works for the overlap window. With a ``sink`` (a
+        secret store) the new one is delivered there in the order that never loses it
+        (``server.secret_rotation``); without, it is returned to be shown once."""
         client = await self.store.get(client_id)
         if client is None or client.token_endpoint_auth_method not in SECRET_METHODS:
             raise Refused(f"{client_id} is not a client with a secret")
+        if sink is not None:
+            return await secret_rotation.rotate(
+                self.server, sink, client_id, overlap, actor=str(actor)
+            )
         secret = await self.server.clients.rotate_secret(client_id, overlap)
         self._audit("client.secret_rotated", client_id, actor)
         return secret
+
+    async def rotate_due(
+        self, actor: Actor, sink: SecretSink, within: float | None = None
+    ) -> secret_rotation.RotationReport:
+        """Settle every client against the secret store, then rotate every secret that
+        expires within ``within`` seconds (default: the overlap window) into it."""
+        lifetimes = self.server.settings.lifetimes
+        horizon = lifetimes.client_secret_overlap if within is None else within
+        return await secret_rotation.rotate_due(self.server, sink, horizon, actor=str(actor))
 
     async def prune(
         self, actor: Actor, *, older_than: float = 30 * DAY, dry_run: bool = False

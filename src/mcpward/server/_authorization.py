@@ -11,6 +11,7 @@ wrapped in :class:`RedirectableError` once the redirect URI is known to be regis
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -28,6 +29,8 @@ from mcpward.server.errors import (
 from mcpward.storage.records import ClientRecord, CodeRecord, ResourceRecord
 
 MAX_STATE = 1024
+# A JWK SHA-256 thumbprint: 32 bytes, base64url without padding (RFC 7638, RFC 9449 §10).
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class UnsafeRequest(Exception):
@@ -53,6 +56,8 @@ class AuthorizationRequest:
     code_challenge: str
     resource: ResourceRecord
     scopes: tuple[str, ...]
+    # RFC 9449 §10: the DPoP key the code will be bound to.
+    dpop_jkt: str | None = None
 
     @property
     def scope(self) -> str:
@@ -121,6 +126,10 @@ async def validate_request(
         raise fail(InvalidRequest("state is too long"))
     if params.get("response_type") != "code":
         raise fail(UnsupportedResponseType("response_type must be code"))
+    # With DPoP off the parameter is unknown, and unknown parameters are ignored.
+    dpop_jkt = params.get("dpop_jkt") if server.dpop.verifier is not None else None
+    if dpop_jkt is not None and not _JKT.fullmatch(dpop_jkt):
+        raise fail(InvalidRequest("dpop_jkt must be a JWK SHA-256 thumbprint"))
     if "authorization_code" not in client.grant_types:
         raise fail(UnauthorizedClient("this client may not use the authorization code grant"))
     try:
@@ -135,7 +144,7 @@ async def validate_request(
         )
     except OAuthError as error:
         raise fail(error) from None
-    return AuthorizationRequest(client, redirect_uri, state, challenge, resource, scopes)
+    return AuthorizationRequest(client, redirect_uri, state, challenge, resource, scopes, dpop_jkt)
 
 
 async def issue_code(
@@ -165,6 +174,7 @@ async def issue_code(
             auth_time=auth_time,
             created_at=now,
             expires_at=now + server.settings.lifetimes.authorization_code,
+            dpop_jkt=request.dpop_jkt,
         )
     )
     server.audit.emit(

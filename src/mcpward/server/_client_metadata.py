@@ -74,6 +74,8 @@ class ClientMetadata:
     scope: str | None = None
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
+    # RFC 9449 §5.2: this client always uses DPoP at the token endpoint.
+    dpop_bound_access_tokens: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def registered(self) -> dict[str, Any]:
@@ -92,6 +94,8 @@ class ClientMetadata:
             "jwks_uri": self.jwks_uri,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
+        if self.dpop_bound_access_tokens:
+            body["dpop_bound_access_tokens"] = True
         body.update(self.extra)
         return body
 
@@ -112,6 +116,7 @@ class ClientMetadata:
             jwks=self.jwks,
             jwks_uri=self.jwks_uri,
             metadata=metadata,
+            dpop_bound_access_tokens=self.dpop_bound_access_tokens,
         )
 
 
@@ -217,6 +222,12 @@ def validate_metadata(
 
     scope = _scope(body, resources, drop_unknown_scopes)
 
+    dpop_bound = body.get("dpop_bound_access_tokens", False)
+    if dpop_bound is None:
+        dpop_bound = False
+    if not isinstance(dpop_bound, bool):
+        raise InvalidClientMetadata("dpop_bound_access_tokens must be a boolean")
+
     extra: dict[str, Any] = {}
     for name in _OPTIONAL_URIS:
         uri = _string(body, name, max_len=MAX_URI)
@@ -241,6 +252,7 @@ def validate_metadata(
         scope=scope,
         jwks=jwks,
         jwks_uri=jwks_uri,
+        dpop_bound_access_tokens=dpop_bound,
         extra=extra,
     )
 

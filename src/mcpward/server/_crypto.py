@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import os
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class DataKey:
@@ -14,7 +16,14 @@ class DataKey:
         raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
         if len(raw) != 32:
             raise ValueError("the data key must be 32 bytes, base64url-encoded")
+        self._raw = raw
         self._aead = AESGCM(raw)
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (HKDF-SHA256), the same on every replica
+        holding this data key, so derived secrets need no storage."""
+        info = f"mcpward {purpose}".encode()
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._raw)
 
     def encrypt(self, plaintext: bytes, context: str) -> bytes:
         nonce = os.urandom(12)

@@ -44,6 +44,8 @@ async def introspect(
         )
         if not live or family.client_id != caller.client_id:
             return INACTIVE
+        # Only a confidential client may introspect, and its refresh tokens are bound to
+        # its authentication, not to a DPoP key (RFC 9449 §5): no cnf here.
         return {
             "active": True,
             "token_type": "refresh_token",
@@ -71,4 +73,6 @@ async def introspect(
         iat=float(claims["iat"]),
     ):
         return INACTIVE
-    return {"active": True, "token_type": "Bearer", **claims}
+    # RFC 9449 §6.2: a DPoP-bound token's cnf (in the claims) and its type.
+    token_type = "DPoP" if isinstance(claims.get("cnf"), dict) else "Bearer"
+    return {"active": True, "token_type": token_type, **claims}

@@ -34,6 +34,9 @@ def metadata(server: AuthorizationServer) -> dict[str, Any]:
             server.settings.client_metadata_documents.enabled
         ),
     }
+    if server.dpop.algorithms:
+        # RFC 9449 §5.1: asymmetric algorithms only, never "none".
+        doc["dpop_signing_alg_values_supported"] = list(server.dpop.algorithms)
     if server.settings.dynamic_client_registration:
         doc["registration_endpoint"] = endpoints.registration
     return doc

@@ -39,6 +39,7 @@ def mint_access_token(
     lifetime: float,
     family_id: str | None = None,
     auth_time: float | None = None,
+    jkt: str | None = None,
 ) -> IssuedAccessToken:
     signer = keys.signing_key()
     jti = new_id(16)
@@ -57,6 +58,9 @@ def mint_access_token(
         claims["sid"] = family_id
     if auth_time is not None:
         claims["auth_time"] = int(auth_time)
+    if jkt is not None:
+        # RFC 9449 §6.1: the token is bound to the DPoP key with this thumbprint.
+        claims["cnf"] = {"jkt": jkt}
     header = {"alg": signer.alg, "typ": "at+jwt", "kid": signer.kid}
     return IssuedAccessToken(_sign_compact(header, claims, signer), jti, int(lifetime), scope)
 

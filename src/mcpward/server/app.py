@@ -4,7 +4,7 @@ reads the request, calls the protocol module, and renders the result or the OAut
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,16 +18,19 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpward._asgi import send_response
 from mcpward.audit import AuditEvent
+from mcpward.dpop import Proof
 from mcpward.server import _rfc7009, _rfc7591, _rfc7662, _rfc8414, grants
 from mcpward.server._client_auth import AuthenticatedClient
 from mcpward.server._forms import parse_form, read_body, read_form
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.errors import (
     InvalidClient,
+    InvalidDPoPProof,
     OAuthError,
     ServerError,
     TemporarilyUnavailable,
     TooManyRequests,
+    UseDPoPNonce,
 )
 from mcpward.state import Bucket, Limit, StateUnavailable
 
@@ -97,20 +100,49 @@ async def authenticate(
         raise
 
 
+async def dpop_proof(
+    server: AuthorizationServer, values: Sequence[str], client: AuthenticatedClient
+) -> Proof | None:
+    """The token request's DPoP proof, checked (RFC 9449 §4.3, §5); a refused one is
+    audited by reason, never with the proof."""
+    try:
+        return await server.dpop.check(values)
+    except InvalidDPoPProof as error:
+        if not isinstance(error, UseDPoPNonce):  # a nonce challenge is the normal flow
+            server.audit.emit(
+                AuditEvent(
+                    "dpop.proof_rejected",
+                    "unauthorized",
+                    client_id=client.client.client_id,
+                    reason=error.error,
+                    detail={"endpoint": "token", "check": error.check},
+                )
+            )
+        raise
+
+
 TOKEN_HEADERS = {"Content-Type": "application/json", **NO_STORE}
 
 
 async def token_exchange(
-    server: AuthorizationServer, receive: Receive, headers: Mapping[str, str], path: str
+    server: AuthorizationServer,
+    receive: Receive,
+    headers: Mapping[str, str],
+    path: str,
+    dpop: Sequence[str] = (),
 ) -> tuple[int, dict[str, str], bytes]:
-    """The token endpoint, framework-free: status, headers and body."""
+    """The token endpoint, framework-free: status, headers and body. ``dpop``: every
+    ``DPoP`` header of the request (RFC 9449 §4.3 wants exactly one)."""
     try:
         form, resources = parse_form(headers.get("content-type"), await read_body(receive, headers))
         authenticated = await authenticate(server, form, headers.get("authorization"), path)
-        body = await grants.token_response(server, form, resources, authenticated)
+        proof = await dpop_proof(server, dpop, authenticated)
+        body = await grants.token_response(server, form, resources, authenticated, proof)
     except Exception as exc:
         return as_oauth_error(server, exc, path).render()
-    return 200, TOKEN_HEADERS, orjson.dumps(body)
+    if proof is None:
+        return 200, TOKEN_HEADERS, orjson.dumps(body)
+    return 200, {**TOKEN_HEADERS, **server.dpop.response_headers(proof)}, orjson.dumps(body)
 
 
 class TokenFastPath:
@@ -129,7 +161,10 @@ class TokenFastPath:
             raw = scope["headers"]
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
             if len(headers) == len(raw) and "origin" not in headers:
-                status, out, body = await token_exchange(self.server, receive, headers, self.path)
+                proof = headers.get("dpop")
+                status, out, body = await token_exchange(
+                    self.server, receive, headers, self.path, () if proof is None else (proof,)
+                )
                 await send_response(send, status, out, body)
                 return
         await self.app(scope, receive, send)
@@ -160,8 +195,8 @@ def _cors(app: ASGIApp, server: AuthorizationServer, methods: list[str]) -> ASGI
         app,
         allow_origins=server.settings.cors_allow_origins,
         allow_methods=[*methods, "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "MCP-Protocol-Version"],
-        expose_headers=["WWW-Authenticate"],
+        allow_headers=["Authorization", "Content-Type", "MCP-Protocol-Version", "DPoP"],
+        expose_headers=["WWW-Authenticate", "DPoP-Nonce"],
         max_age=600,
     )
 
@@ -175,7 +210,11 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
 
     async def token(request: Request) -> Response:
         status, headers, body = await token_exchange(
-            server, request.receive, request.headers, request.url.path
+            server,
+            request.receive,
+            request.headers,
+            request.url.path,
+            request.headers.getlist("dpop"),
         )
         return Response(body, status_code=status, headers=headers)
 

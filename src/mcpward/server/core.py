@@ -17,6 +17,7 @@ from mcpward.config import Settings
 from mcpward.revocation import Revocation, RevocationPublisher
 from mcpward.server._client_auth import ClientAuthenticator
 from mcpward.server._rfc9068 import IssuedAccessToken, mint_access_token
+from mcpward.server._rfc9449 import TokenEndpointProofs
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.keys import KeyRing
 from mcpward.server.resources import ResourceRegistry
@@ -69,6 +70,7 @@ class AuthorizationServer:
         audit: AuditLog,
         shared: SharedState,
         publisher: RevocationPublisher,
+        dpop: TokenEndpointProofs,
         clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
@@ -85,6 +87,8 @@ class AuthorizationServer:
         self.replay: ReplayCache = shared.replay
         # Where revocations go once committed: Redis, or this process's guard view.
         self.publisher = publisher
+        # DPoP proofs of token requests (RFC 9449): checked, their jtis spent in `replay`.
+        self.dpop = dpop
         self.clock = clock
         self.endpoints = Endpoints(settings.issuer)
 
@@ -137,7 +141,9 @@ class AuthorizationServer:
         scope: str,
         family_id: str | None = None,
         auth_time: float | None = None,
+        jkt: str | None = None,
     ) -> IssuedAccessToken:
+        """An access token; with ``jkt``, bound to that DPoP key (``cnf.jkt``)."""
         return mint_access_token(
             self.keys,
             issuer=self.settings.issuer,
@@ -149,6 +155,7 @@ class AuthorizationServer:
             lifetime=self.settings.lifetimes.access_token,
             family_id=family_id,
             auth_time=auth_time,
+            jkt=jkt,
         )
 
     # -- revocation -------------------------------------------------------------------------

@@ -15,6 +15,8 @@
           ├── UnsupportedTokenType      400  RFC 7009 §2.2.1
           ├── InvalidRedirectUri        400  RFC 7591 §3.2.2
           ├── InvalidClientMetadata     400  RFC 7591 §3.2.2
+          ├── InvalidDPoPProof          400  RFC 9449 §5 (the DPoP proof is missing or invalid)
+          │    └── UseDPoPNonce         400  RFC 9449 §8 (retry with the ``DPoP-Nonce`` given)
           ├── AccessDenied              403  RFC 6749 §4.1.2.1 (authorization responses)
           ├── TemporarilyUnavailable    503  RFC 6749 §4.1.2.1 (storage unreachable)
           │    └── TooManyRequests      429  RFC 6585 §4 (registrations per address)
@@ -153,6 +155,33 @@ class InvalidClientMetadata(OAuthError):
 
     error = "invalid_client_metadata"
     status_code = 400
+
+
+class InvalidDPoPProof(OAuthError):
+    """The DPoP proof is missing where required, malformed, for another request, stale,
+    replayed or signed with a key the grant is not bound to (RFC 9449 §5)."""
+
+    error = "invalid_dpop_proof"
+    status_code = 400
+
+    def __init__(self, description: str, *, check: str = "invalid") -> None:
+        super().__init__(description)
+        # Which check failed (htm, htu, iat, replayed, key ...): for the audit trail.
+        self.check = check
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """The server requires a nonce in the DPoP proof (RFC 9449 §8): the one to use is in
+    the ``DPoP-Nonce`` header."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, description: str, *, nonce: str) -> None:
+        super().__init__(description, check="nonce")
+        self.nonce = nonce
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "DPoP-Nonce": self.nonce}
 
 
 class AccessDenied(OAuthError):

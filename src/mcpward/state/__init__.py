@@ -5,7 +5,8 @@ revocations — used by the authorization server and the guards alike.
 One Protocol per kind of state (``RateLimiter``, ``ReplayCache``; ``RevocationView`` and
 ``RevocationPublisher`` live in ``mcpward.revocation``), one module per backend
 (``memory``, ``redis``). A backend that answers a rate limit and a revocation check in
-one round trip says so by also implementing ``RevocationCheckingLimiter``.
+one round trip says so by also implementing ``RevocationCheckingLimiter``, and one that
+also spends a one-time-use key in it (a DPoP proof's ``jti``) by ``ReplayCheckingLimiter``.
 
 Adding a backend: implement the Protocols in one module (raise ``StateUnavailable`` when
 it cannot answer), and return them in a :class:`SharedState` from a function like
@@ -17,6 +18,7 @@ from __future__ import annotations
 from mcpward.state._contracts import (
     RateLimiter,
     ReplayCache,
+    ReplayCheckingLimiter,
     RevocationCheckingLimiter,
     StateUnavailable,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "MemoryReplayCache",
     "RateLimiter",
     "ReplayCache",
+    "ReplayCheckingLimiter",
     "RevocationCheckingLimiter",
     "SharedState",
     "StateUnavailable",

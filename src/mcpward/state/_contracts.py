@@ -10,7 +10,13 @@ from mcpward.errors import StateUnavailable
 from mcpward.revocation import RevocationView, TokenRef
 from mcpward.state._window import Bucket, Decision
 
-__all__ = ["RateLimiter", "ReplayCache", "RevocationCheckingLimiter", "StateUnavailable"]
+__all__ = [
+    "RateLimiter",
+    "ReplayCache",
+    "ReplayCheckingLimiter",
+    "RevocationCheckingLimiter",
+    "StateUnavailable",
+]
 
 
 class RateLimiter(Protocol):
@@ -48,4 +54,30 @@ class ReplayCache(Protocol):
         this cache presents it, False after. Atomic: of two concurrent calls with one key,
         exactly one gets True. Raises :class:`StateUnavailable` when the backend cannot be
         reached (callers fail closed: a replay check that cannot run refuses)."""
+        ...
+
+
+@runtime_checkable
+class ReplayCheckingLimiter(Protocol):
+    """A rate limiter that also spends a one-time-use key of a replay cache in the same
+    round trip (Redis: one script), optionally with the revocation check too. A guard
+    given such a limiter together with the cache it names in ``replay`` checks a DPoP
+    proof's ``jti``, the revocations and the rate limits with one request to the backend."""
+
+    @property
+    def replay(self) -> ReplayCache:
+        """The cache whose keys :meth:`hit_first_use` spends."""
+        ...
+
+    async def hit_first_use(
+        self,
+        buckets: Sequence[Bucket],
+        token: TokenRef | None,
+        key: str,
+        expires_at: float,
+        now: float,
+    ) -> Decision:
+        """Like ``hit`` (``hit_unless_revoked`` when ``token`` is given), but also: spend
+        ``key`` until ``expires_at`` as ``replay.first_use`` would; if it was spent
+        before, count nothing and answer ``Decision(allowed=False, replayed=True)``."""
         ...

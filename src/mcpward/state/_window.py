@@ -43,6 +43,8 @@ class Decision(NamedTuple):
     policy: str = "default"
     # Seconds until the tightest bucket's current window ends (RateLimit ``t``).
     reset: float = 0.0
+    # The one-time-use key given with the request was seen before (a replayed proof).
+    replayed: bool = False
 
 
 def window_state(previous: float, current: float, limit: Limit, now: float) -> tuple[float, float]:

@@ -1,10 +1,11 @@
 """Shared state in Redis (or Valkey, Upstash), shared by every replica.
 
 Rate limits: one Lua script, one round trip. The script reads every bucket's two window
-counters and, when given a token, the four revocation keys it could match; it increments
-the counters only when the request is neither revoked nor over any limit. So a request
-costs exactly one ``EVALSHA`` whatever the number of buckets, and the revocation check
-rides along. One-time-use keys: one ``SET NX PXAT``.
+counters and, when given a token, the four revocation keys it could match, and when given
+a one-time-use key (a DPoP proof's ``jti``) sets it if absent; it increments the counters
+only when the request is neither revoked, nor a replay, nor over any limit. So a request
+costs exactly one ``EVALSHA`` whatever the number of buckets, and the revocation and
+replay checks ride along. One-time-use keys on their own: one ``SET NX PXAT``.
 
 Every Redis failure surfaces as :class:`~mcpward.state.StateUnavailable`, logged once per
 outage (not once per request).
@@ -85,9 +86,12 @@ class RedisRevocations:
 
 # -- rate limits ------------------------------------------------------------------------
 
-# KEYS: 4 revocation keys (or none), then for each bucket: current, previous.
-# ARGV: has_revocation(0|1), then for each bucket: limit, weight(previous), ttl_ms.
-# Returns {revocation values..., then per bucket: current, previous} and whether counted.
+# KEYS: 4 revocation keys (or none), a one-time-use key (or none), then for each bucket:
+# current, previous.
+# ARGV: has_revocation(0|1), iat, has_once(0|1), once expiry (ms since the epoch), then
+# for each bucket: limit, weight(previous), ttl_ms.
+# Returns {status, revocation values..., then per bucket: current, previous}; status 0:
+# revoked, 1: counted, 2: over a limit, 3: the one-time-use key was spent before.
 _SCRIPT = """
 local rev = tonumber(ARGV[1])
 local out = {}
@@ -103,13 +107,19 @@ if rev == 1 then
     end
   end
 end
+if tonumber(ARGV[3]) == 1 then
+  if not redis.call('SET', KEYS[first], '1', 'NX', 'PXAT', ARGV[4]) then
+    return {3, false, false, false, false}
+  end
+  first = first + 1
+end
 local nb = (#KEYS - first + 1) / 2
 local counts = {}
 for b = 0, nb - 1 do
   local cur = tonumber(redis.call('GET', KEYS[first + 2 * b]) or '0')
   local prev = tonumber(redis.call('GET', KEYS[first + 2 * b + 1]) or '0')
-  local limit = tonumber(ARGV[3 + 3 * b])
-  local weight = tonumber(ARGV[4 + 3 * b])
+  local limit = tonumber(ARGV[5 + 3 * b])
+  local weight = tonumber(ARGV[6 + 3 * b])
   counts[#counts + 1] = cur
   counts[#counts + 1] = prev
   if prev * weight + cur + 1 > limit then
@@ -121,7 +131,7 @@ end
 for b = 0, nb - 1 do
   local key = KEYS[first + 2 * b]
   redis.call('INCR', key)
-  redis.call('PEXPIRE', key, tonumber(ARGV[5 + 3 * b]))
+  redis.call('PEXPIRE', key, tonumber(ARGV[7 + 3 * b]))
 end
 local res = {1, false, false, false, false}
 for _, v in ipairs(counts) do res[#res + 1] = v end
@@ -130,14 +140,16 @@ return res
 
 
 class RedisRateLimiter:
-    """Sliding-window counters in Redis and, through :meth:`hit_unless_revoked`, the
-    revocation check of ``revocations`` in the same script."""
+    """Sliding-window counters in Redis and, in the same script, the revocation check of
+    ``revocations`` (:meth:`hit_unless_revoked`) and the first use of a key of ``replay``
+    (:meth:`hit_first_use`)."""
 
     def __init__(
         self,
         redis: Redis,
         *,
         revocations: RedisRevocations | None = None,
+        replay: RedisReplayCache | None = None,
         prefix: str = "mcpward:rl:",
         outage: Outage | None = None,
     ) -> None:
@@ -145,12 +157,17 @@ class RedisRateLimiter:
         self.prefix = prefix
         self._outage = outage or Outage("redis")
         self._revocations = revocations or RedisRevocations(redis, outage=self._outage)
+        self._replay = replay or RedisReplayCache(redis, outage=self._outage)
         self._script = redis.register_script(_SCRIPT)
         self.round_trips = 0
 
     @property
     def revocations(self) -> RedisRevocations:
         return self._revocations
+
+    @property
+    def replay(self) -> RedisReplayCache:
+        return self._replay
 
     async def hit(self, buckets: Sequence[Bucket], now: float) -> Decision:
         return await self._run(buckets, None, now)
@@ -160,7 +177,23 @@ class RedisRateLimiter:
     ) -> Decision:
         return await self._run(buckets, token, now)
 
-    async def _run(self, buckets: Sequence[Bucket], token: TokenRef | None, now: float) -> Decision:
+    async def hit_first_use(
+        self,
+        buckets: Sequence[Bucket],
+        token: TokenRef | None,
+        key: str,
+        expires_at: float,
+        now: float,
+    ) -> Decision:
+        return await self._run(buckets, token, now, (key, expires_at))
+
+    async def _run(
+        self,
+        buckets: Sequence[Bucket],
+        token: TokenRef | None,
+        now: float,
+        once: tuple[str, float] | None = None,
+    ) -> Decision:
         keys: list[str] = []
         args: list[Any] = []
         if token is not None:
@@ -169,6 +202,11 @@ class RedisRateLimiter:
             args.extend([1, repr(token.issued_at if token.issued_at is not None else -1.0)])
         else:
             args.extend([0, "0"])
+        if once is not None:
+            keys.append(self._replay.prefix + once[0])
+            args.extend([1, max(1, int(once[1] * 1000))])
+        else:
+            args.extend([0, 0])
         for bucket in buckets:
             window = bucket.limit.window
             index = math.floor(now / window)
@@ -181,6 +219,8 @@ class RedisRateLimiter:
         self.round_trips += 1
         result = await self._outage.guard(lambda: self._script(keys=keys, args=args))
         status = int(result[0])
+        if status == 3:
+            return Decision(allowed=False, replayed=True)
         if status == 0 and token is not None:
             revoked = decide(token, [_text(v) for v in result[1:5]])
             if revoked:

@@ -66,9 +66,11 @@ def over_redis(redis: Redis) -> SharedState:
 
     outage = Outage("redis")
     revocations = RedisRevocations(redis, outage=outage)
+    replay = RedisReplayCache(redis, outage=outage)
     return SharedState(
-        rate_limiter=RedisRateLimiter(redis, revocations=revocations, outage=outage),
-        replay=RedisReplayCache(redis, outage=outage),
+        # The limiter answers revocation and replay checks in its own round trip too.
+        rate_limiter=RedisRateLimiter(redis, revocations=revocations, replay=replay, outage=outage),
+        replay=replay,
         revocations=revocations,
         publisher=revocations,
         redis=redis,

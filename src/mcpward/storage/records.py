@@ -50,6 +50,8 @@ class ClientRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
     disabled_at: float | None = None
+    # RFC 9449 §5.2: refuse this client's token requests that carry no DPoP proof.
+    dpop_bound_access_tokens: bool = False
     # When a token was last issued to it (to the minute); None: never.
     last_used_at: float | None = None
 
@@ -81,6 +83,8 @@ class CodeRecord:
     created_at: float
     expires_at: float
     used_at: float | None = None
+    # The DPoP key thumbprint the authorization request named (RFC 9449 §10).
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,8 @@ class FamilyRecord:
     code_hash: str | None = None
     revoked_at: float | None = None
     revoked_reason: str | None = None
+    # A public client's refresh tokens are bound to this DPoP key (RFC 9449 §5).
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

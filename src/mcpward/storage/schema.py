@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -69,6 +71,8 @@ clients = Table(
     Column("metadata", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("disabled_at", Float, nullable=True),
+    # RFC 9449 §5.2: every token request of this client must carry a DPoP proof.
+    Column("dpop_bound_access_tokens", Boolean, nullable=False, server_default=text("false")),
     # When a token was last issued to the client, written at most once a minute per
     # replica (the token endpoint must not write on every request). Null: never used.
     Column("last_used_at", Float, nullable=True),
@@ -129,6 +133,9 @@ token_families = Table(
     Column("absolute_expires_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
     Column("revoked_reason", String(40), nullable=True),
+    # A public client's grant bound to its DPoP key (RFC 9449 §5): the JWK thumbprint
+    # every refresh must prove possession of.
+    Column("dpop_jkt", String(64), nullable=True),
     # Per user and per client, newest first (the console's lists, a page at a time).
     Index("ix_token_families_subject", "subject", "created_at"),
     Index("ix_token_families_client_id", "client_id", "created_at"),
@@ -149,6 +156,9 @@ authorization_codes = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("used_at", Float, nullable=True),
+    # ``dpop_jkt`` of the authorization request (RFC 9449 §10): the key the code's
+    # redemption must prove.
+    Column("dpop_jkt", String(64), nullable=True),
 )
 
 refresh_tokens = Table(

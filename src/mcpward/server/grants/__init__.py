@@ -10,9 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mcpward.dpop import Proof
 from mcpward.server._client_auth import AuthenticatedClient
 from mcpward.server.core import AuthorizationServer
-from mcpward.server.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from mcpward.server.errors import (
+    InvalidDPoPProof,
+    InvalidRequest,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
 from mcpward.server.grants._common import Grant, TokenRequest
 from mcpward.server.grants.authorization_code import AuthorizationCode
 from mcpward.server.grants.client_credentials import ClientCredentials
@@ -30,7 +36,10 @@ async def token_response(
     form: Mapping[str, str],
     resources: Sequence[str],
     authenticated: AuthenticatedClient,
+    proof: Proof | None = None,
 ) -> dict[str, Any]:
+    """The body of a successful token response, or an ``OAuthError``. ``proof`` is the
+    request's verified DPoP proof (RFC 9449 §5), if it had one."""
     grant_type = form.get("grant_type")
     if not grant_type:
         raise InvalidRequest("grant_type is required")
@@ -39,4 +48,7 @@ async def token_response(
         raise UnsupportedGrantType("unsupported grant_type")
     if grant_type not in authenticated.client.grant_types:
         raise UnauthorizedClient(f"this client may not use {grant_type}")
-    return await grant.respond(server, TokenRequest(form, resources, authenticated))
+    if proof is None and authenticated.client.dpop_bound_access_tokens:
+        # RFC 9449 §5.2: dpop_bound_access_tokens means every token request has a proof.
+        raise InvalidDPoPProof("this client must send a DPoP proof", check="missing")
+    return await grant.respond(server, TokenRequest(form, resources, authenticated, proof))

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Protocol
 
 from mcpward._secrets import CredentialKind, credential_hash, is_well_formed
 from mcpward.audit import AuditEvent, EventName
+from mcpward.dpop import Proof
 from mcpward.server import _scopes
 from mcpward.server._client_auth import AuthenticatedClient
 from mcpward.server.core import AuthorizationServer
@@ -22,6 +23,12 @@ class TokenRequest:
     form: Mapping[str, str]
     resources: Sequence[str]
     authenticated: AuthenticatedClient
+    # The verified DPoP proof (RFC 9449 §5): the access token is bound to its key.
+    proof: Proof | None = None
+
+    @property
+    def jkt(self) -> str | None:
+        return self.proof.jkt if self.proof is not None else None
 
 
 class Grant(Protocol):
@@ -45,6 +52,26 @@ def presented(form: Mapping[str, str], name: str, kind: CredentialKind, invalid:
     return credential_hash(value)
 
 
+def require_key(
+    server: AuthorizationServer, request: TokenRequest, bound: str | None, what: str
+) -> None:
+    """A code or refresh token bound to DPoP key ``bound`` is redeemed only with a proof
+    of that key (RFC 9449 §5, §10): otherwise ``invalid_grant``, and an audit event, since
+    a bound credential without its key is what a thief holds."""
+    if bound is None or request.jkt == bound:
+        return
+    server.audit.emit(
+        AuditEvent(
+            "dpop.key_mismatch",
+            "unauthorized",
+            client_id=request.authenticated.client.client_id,
+            reason="invalid_grant",
+            detail={"credential": what, "proof": request.proof is not None},
+        )
+    )
+    raise InvalidGrant(f"the {what} is bound to a DPoP key this request does not prove")
+
+
 def issue(
     server: AuthorizationServer,
     *,
@@ -57,9 +84,11 @@ def issue(
     family_id: str | None = None,
     auth_time: float | None = None,
     refresh_token: str | None = None,
+    jkt: str | None = None,
 ) -> dict[str, Any]:
     """Mint the access token, write the audit event, and return the response body
-    (RFC 6749 §5.1; ``scope`` always, as it may differ from the request, §3.3)."""
+    (RFC 6749 §5.1; ``scope`` always, as it may differ from the request, §3.3). With
+    ``jkt`` the token is bound to that DPoP key and its type is ``DPoP`` (RFC 9449 §5)."""
     scope = _scopes.render(scopes)
     access = server.mint(
         subject=subject,
@@ -68,10 +97,14 @@ def issue(
         scope=scope,
         family_id=family_id,
         auth_time=auth_time,
+        jkt=jkt,
     )
     detail: dict[str, str | int | float | bool | None] = {}
     if family_id:
         detail["family"] = family_id
+    if jkt:
+        # The key's thumbprint: a public identifier, never the proof.
+        detail["jkt"] = jkt
     if requested and set(requested) != set(scopes):
         # Scope tokens are validated (RFC 6749 §3.3 syntax, known to the resource).
         detail["requested_scope"] = _scopes.render(requested)
@@ -90,7 +123,7 @@ def issue(
     )
     body: dict[str, Any] = {
         "access_token": access.token,
-        "token_type": "Bearer",
+        "token_type": "DPoP" if jkt else "Bearer",
         "expires_in": access.expires_in,
         "scope": access.scope,
     }

@@ -12,7 +12,7 @@ from mcpward.audit import AuditEvent
 from mcpward.server import _rfc7636
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.errors import InvalidGrant, InvalidTarget
-from mcpward.server.grants._common import TokenRequest, issue, presented
+from mcpward.server.grants._common import TokenRequest, issue, presented, require_key
 from mcpward.server.grants.refresh_token import new_refresh_record
 from mcpward.storage.records import FamilyRecord, RefreshRecord
 
@@ -33,6 +33,8 @@ class AuthorizationCode:
             await _replayed(server, code_hash, client.client_id)
         if record.expires_at <= now:
             raise InvalidGrant("the authorization code has expired")
+        # RFC 9449 §10: a code bound by dpop_jkt; refused without its key, not burnt.
+        require_key(server, request, record.dpop_jkt, "authorization code")
         if form.get("redirect_uri") != record.redirect_uri:
             await grants.burn_code(code_hash, now)
             raise InvalidGrant("redirect_uri does not match the authorization request")
@@ -53,6 +55,9 @@ class AuthorizationCode:
             created_at=now,
             absolute_expires_at=now + server.settings.lifetimes.refresh_token_absolute,
             code_hash=code_hash,
+            # RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key;
+            # a confidential client's are bound to its client authentication instead.
+            dpop_jkt=request.jkt if client.is_public else None,
         )
         refresh_token: str | None = None
         refresh: RefreshRecord | None = None
@@ -71,6 +76,7 @@ class AuthorizationCode:
             family_id=family.id,
             auth_time=record.auth_time,
             refresh_token=refresh_token,
+            jkt=request.jkt,
         )
 
 

@@ -29,4 +29,5 @@ class ClientCredentials:
             resource=resource.uri,
             scopes=granted,
             requested=requested,
+            jkt=request.jkt,
         )

@@ -10,7 +10,7 @@ from mcpward._secrets import credential_hash, new_credential
 from mcpward.server import _scopes
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.errors import InvalidGrant, InvalidScope, InvalidTarget
-from mcpward.server.grants._common import TokenRequest, issue, presented
+from mcpward.server.grants._common import TokenRequest, issue, presented, require_key
 from mcpward.storage.records import FamilyRecord, RefreshRecord
 
 
@@ -29,6 +29,9 @@ class RefreshToken:
         now = server.clock()
         if family.client_id != client.client_id:
             raise InvalidGrant("the refresh token was issued to another client")
+        # RFC 9449 §5: a bound refresh token without a proof of its key is refused before
+        # anything else, so it neither rotates nor counts as a reuse.
+        require_key(server, request, family.dpop_jkt, "refresh token")
         if old.used_at is not None:
             await _reused(server, family, old.used_at)
         if family.revoked_at is not None:
@@ -62,6 +65,7 @@ class RefreshToken:
             requested=requested,
             family_id=family.id,
             refresh_token=new_token,
+            jkt=request.jkt,
         )
 
 

@@ -1,7 +1,7 @@
 """operator console: audit events table, operators, client last use, list indexes
 
 Revision ID: 0003_audit_events
-Revises: 0002
+Revises: 0003 (0003_dpop_binding)
 Create Date: 2026-11-28 09:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_audit_events"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
