@@ -15,8 +15,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mcpward"
 
 # What each package may import from mcpward (module-level and function-level imports
 # alike: a function-local import does not make a dependency go away). The modules at the
-# top (errors, _clock, _secrets, _asgi, config) are shared vocabulary.
-SHARED = {"errors", "_clock", "_secrets", "_asgi", "config"}
+# top (errors, _clock, _secrets, _asgi, _outage, config and the modules it is made of,
+# _config_federation, _console_settings and _hosts) are shared vocabulary.
+SHARED = {
+    "errors",
+    "_clock",
+    "_secrets",
+    "_asgi",
+    "_outage",
+    "config",
+    "_config_federation",
+    "_console_settings",
+    "_hosts",
+}
 ALLOWED: dict[str, set[str]] = {
     "storage": set(),
     "audit": set(),

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, model_validator
 
+from mcpward._hosts import is_loopback_host
+
 
 class ConsoleSettings(BaseModel):
     """The operator console: off by default; when on, served by ``mcpward serve`` on a
@@ -46,3 +48,14 @@ class ConsoleSettings(BaseModel):
             return f"{parts.scheme}://{parts.netloc}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if https else 'http'}://{host}:{self.port}"
+
+    def check_apart(self, server_port: int, issuer: str, *, https: bool) -> None:
+        """The console never shares the issuer's origin or listener, and speaks plain
+        http only on a loopback address."""
+        if self.port == server_port:
+            raise ValueError("console.port must differ from the server's port")
+        origin, public = urlsplit(self.resolved_origin(https=https)), urlsplit(issuer)
+        if (origin.scheme, origin.netloc) == (public.scheme, public.netloc):
+            raise ValueError("the console must not be served at the issuer's origin")
+        if origin.scheme != "https" and not is_loopback_host(origin.hostname):
+            raise ValueError("the console is served over https (plain http only on loopback)")

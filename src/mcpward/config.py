@@ -7,7 +7,6 @@ never printed back (``SecretStr``).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import secrets
@@ -30,7 +29,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mcpward._config_federation import ExchangePolicy, Federation, TrustedIssuer, WorkloadRule
 from mcpward._console_settings import ConsoleSettings as ConsoleSettings
+from mcpward._hosts import is_loopback_host
 from mcpward.errors import ConfigError
 
 CONFIG_ENV = "MCPWARD_CONFIG"
@@ -203,9 +204,11 @@ class Settings(BaseSettings):
     # published to the guards that read the same Redis. Empty: this process only, and
     # guards learn of revocations by polling the database.
     redis_url: SecretStr = SecretStr("")
-    # Let a refresh request that re-presents a just-rotated token within this many seconds
-    # fail without revoking the family (0 = strict RFC 9700 reuse detection).
-    refresh_reuse_grace: float = 0.0
+    # A refresh token presented again by its client within this many seconds of its
+    # rotation gets the same successor (a retry after a lost answer, two workers at once)
+    # instead of revoking the grant; later, it is a reuse and revokes the family.
+    # 0 = strict RFC 9700 reuse detection.
+    refresh_retry_window: float = Field(default=30.0, ge=0.0, le=300.0)
     dpop: DPoPSettings = Field(default_factory=DPoPSettings)
 
     client_metadata_documents: ClientMetadataDocuments = Field(
@@ -223,12 +226,26 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
 
+    # Enterprise and workload identity (SEP-990 ID-JAGs, SEP-1933 workload JWTs) and
+    # on-behalf-of exchanges for downstream APIs (RFC 8693): see mcpward._config_federation.
+    trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+    workload_rules: list[WorkloadRule] = Field(default_factory=list)
+    token_exchange: list[ExchangePolicy] = Field(default_factory=list)
+
     audit_sink: str = "stdout"
     # Also write audit events to the database's audit_events table, which the console's
     # activity view searches (None: when the console is enabled), and keep them this long.
     audit_table: bool | None = None
     audit_table_retention: float = Field(default=7 * DAY, gt=0)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    # Also push the audit trail to Grafana Loki (http(s)://host:3100), batched in the
+    # background: a Loki outage never slows or fails a request.
+    loki_url: SecretStr = SecretStr("")
+    # Seconds between SIGTERM and closing the listening socket, while /readyz answers 503
+    # so that load balancers stop sending new requests; in-flight requests then finish
+    # (up to 30 s). Set it above the balancer's health-check interval times its failure
+    # threshold.
+    shutdown_drain: float = Field(default=0.0, ge=0.0, le=300.0)
     # Where `clients rotate-due` and `rotate-secret` hand new secrets:
     # "dir:/run/secrets/mcpward" (a 0600 file per client), "command:/usr/local/bin/push"
     # (secret on stdin), "aws-sm:mcpward/clients/{client_id}" (AWS Secrets Manager) or
@@ -269,17 +286,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _console_apart(self) -> Settings:
-        """The console never shares the issuer's origin or listener, and speaks plain
-        http only on a loopback address."""
-        if not self.console.enabled:
-            return self
-        if self.console.port == self.port:
-            raise ValueError("console.port must differ from the server's port")
-        origin, issuer = urlsplit(self.console_origin()), urlsplit(self.issuer)
-        if (origin.scheme, origin.netloc) == (issuer.scheme, issuer.netloc):
-            raise ValueError("the console must not be served at the issuer's origin")
-        if origin.scheme != "https" and not is_loopback_host(origin.hostname):
-            raise ValueError("the console is served over https (plain http only on loopback)")
+        if self.console.enabled:
+            self.console.check_apart(self.port, self.issuer, https=self.console_tls() is not None)
+        return self
+
+    @model_validator(mode="after")
+    def _federation_consistent(self) -> Settings:
+        self.federation  # noqa: B018 - raises ValueError when rules and issuers disagree
         return self
 
     # -- derived values -------------------------------------------------------------
@@ -295,6 +308,14 @@ class Settings(BaseSettings):
         """The origin operators open the console at."""
         return self.console.resolved_origin(https=self.console_tls() is not None)
 
+    @property
+    def federation(self) -> Federation:
+        return Federation(
+            trusted_issuers=self.trusted_issuers,
+            workload_rules=self.workload_rules,
+            token_exchange=self.token_exchange,
+        )
+
     def resolved_database_url(self) -> str:
         if self.database_url_file is not None:
             return self.database_url_file.read_text().strip()
@@ -305,6 +326,9 @@ class Settings(BaseSettings):
 
     def resolved_redis_url(self) -> str | None:
         return self.redis_url.get_secret_value() or None
+
+    def resolved_loki_url(self) -> str | None:
+        return self.loki_url.get_secret_value() or None
 
     def resolved_data_key(self) -> str:
         """The key-encryption key; the embedded default creates one on first use."""
@@ -338,7 +362,7 @@ class _SecretFreeToml(TomlConfigSettingsSource):
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
         leaked = ["data_key"] if "data_key" in data else []
-        for name in ("database_url", "redis_url"):
+        for name in ("database_url", "redis_url", "loki_url"):
             if _has_password(data.get(name)):
                 leaked.append(name)
         pages = data.get("pages")
@@ -354,18 +378,6 @@ class _SecretFreeToml(TomlConfigSettingsSource):
                 "the MCPWARD_* environment variable (nested with __) or the *_file setting"
             )
         return data
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """``localhost`` or a loopback IP literal (brackets allowed)."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -270,7 +270,7 @@ async def test_migration_backfills_last_use_from_grants(database_url: str) -> No
 
 
 async def test_migration_downgrades_and_upgrades_again(database_url: str) -> None:
-    """0003_audit_events undone leaves the schema before it (no audit table, no new
+    """Migration 0005 (audit events) undone leaves the schema before it (no audit table, no new
     columns, the old indexes), and applies again cleanly."""
     from alembic import command
     from sqlalchemy import inspect
@@ -290,11 +290,11 @@ async def test_migration_downgrades_and_upgrades_again(database_url: str) -> Non
     def downgrade(connection: Connection) -> None:
         config = _alembic_config(str(engine.url))
         config.attributes["connection"] = connection
-        command.downgrade(config, "0003")  # the revision before: 0003_dpop_binding
+        command.downgrade(config, "0004")  # the revision before: 0004_refresh_successor
 
     try:
         await upgrade(engine)
-        assert await current_revision(engine) == "0003_audit_events"
+        assert await current_revision(engine) == "0005"
         async with engine.begin() as conn:
             await conn.run_sync(downgrade)
         async with engine.connect() as conn:
@@ -304,7 +304,7 @@ async def test_migration_downgrades_and_upgrades_again(database_url: str) -> Non
         assert "ix_token_families_created_at" not in indexes
         assert "ix_token_families_subject" in indexes
         await upgrade(engine)
-        assert await current_revision(engine) == "0003_audit_events"
+        assert await current_revision(engine) == "0005"
         store = SqlStore(engine)
         await store.audit_events.append([StoredEvent(0, 1.0, "logout", "ok")])
         assert len(await store.audit_events.search(EventFilter(0.0, 2.0))) == 1

@@ -37,6 +37,12 @@ EventName = Literal[
     "code.issued",
     "code.replayed",
     "refresh.reuse_detected",
+    "refresh.retried",
+    # authorization server: JWT grants and token exchange
+    "token.issued_from_assertion",
+    "assertion.rejected",
+    "token.exchanged",
+    "exchange.refused",
     # DPoP (RFC 9449)
     "dpop.proof_rejected",
     "dpop.key_mismatch",
@@ -93,6 +99,21 @@ EVENTS: dict[EventName, str] = {
     "code.issued": "an authorization code was issued after sign-in and consent",
     "code.replayed": "a used authorization code was presented again; its grant was revoked",
     "refresh.reuse_detected": "a rotated refresh token was presented again; family revoked",
+    "refresh.retried": "a just-rotated refresh token presented again by its client within "
+    "the retry window: answered with the same successor and a new access token",
+    "token.issued_from_assertion": (
+        "an access token was issued for a JWT bearer assertion (ID-JAG or workload JWT); "
+        "names the grant type, profile, assertion issuer and jti, and the workload rule"
+    ),
+    "assertion.rejected": (
+        "a JWT bearer assertion or workload client assertion was refused; names the issuer "
+        "when trusted and the jti when the signature held"
+    ),
+    "token.exchanged": (
+        "a token exchange (RFC 8693) issued a downstream token; names the subject token's "
+        "jti and audience and the actor chain"
+    ),
+    "exchange.refused": "a token exchange was refused (policy, audience or scope)",
     "dpop.proof_rejected": "a token request's DPoP proof was refused (detail: which check)",
     "dpop.key_mismatch": "a DPoP-bound code or refresh token came without a proof of its key",
     "client.registered": "a client registered itself (RFC 7591)",

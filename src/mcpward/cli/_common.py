@@ -36,7 +36,7 @@ def run_with_server(
 
     async def main() -> T:
         assert settings is not None
-        audit = audit_log(settings, spec=sink)
+        audit = audit_log(settings, sink=sink)
         # With redis_url, revocations made here reach Redis-backed guards at once.
         server = await open_server(settings, audit=audit)
         try:

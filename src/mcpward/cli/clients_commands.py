@@ -20,11 +20,16 @@ from mcpward.cli._common import (
 from mcpward.storage.records import (
     AUTH_METHODS,
     GRANT_TYPES,
+    JWT_BEARER,
+    TOKEN_EXCHANGE,
     ApplicationType,
     AuthMethod,
     ClientRecord,
     GrantType,
 )
+
+# Short names for the URN grant types (RFC 7523 §2.1, RFC 8693 §2.1).
+GRANT_ALIASES = {"jwt-bearer": JWT_BEARER, "token-exchange": TOKEN_EXCHANGE}
 
 if TYPE_CHECKING:
     from mcpward.operations import Actor, Operations, PruneResult
@@ -70,7 +75,14 @@ def clients() -> None:
     default="client_secret_basic",
     show_default=True,
 )
-@click.option("--grant", "grants", multiple=True, type=click.Choice(GRANT_TYPES))
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    type=click.Choice([*GRANT_TYPES, *GRANT_ALIASES]),
+    help="jwt-bearer: ID-JAGs (SEP-990) and workload JWTs (SEP-1933); token-exchange: "
+    "on-behalf-of tokens for downstream APIs (RFC 8693).",
+)
 @click.option("--scope", default=None, help="Space-separated scopes a M2M client may get.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--application-type", type=click.Choice(["native", "web"]), default="native")
@@ -98,6 +110,7 @@ def clients_create(
     as_json: bool,
 ) -> None:
     """Pre-register a client. Secrets are printed once."""
+    grants = tuple(dict.fromkeys(GRANT_ALIASES.get(g, g) for g in grants))
     if not grants:
         grants = (
             ("authorization_code", "refresh_token") if redirect_uris else ("client_credentials",)

@@ -26,7 +26,7 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
     """Run the authorization server (and with --demo, the guarded demo MCP server)."""
     import uvicorn
 
-    from mcpward.cli._uvicorn import GracefulServer
+    from mcpward.cli._uvicorn import DrainingServer
     from mcpward.compose.apps import open_serving
     from mcpward.config import load_settings
 
@@ -39,6 +39,8 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
     if "issuer" not in settings.model_fields_set and (host or port):
         settings = load_settings(**overrides, issuer=f"http://{settings.host}:{settings.port}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx announces every request at INFO (the Loki sink's pushes, metadata fetches).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def run() -> None:
         serving = await open_serving(settings, demo=demo, migrate=not no_migrate)
@@ -62,10 +64,11 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
                 timeout_graceful_shutdown=30,
                 lifespan="on",
             )
+            server_main = DrainingServer(config, serving.readiness, settings.shutdown_drain)
             if serving.console is None:
-                await GracefulServer(config).serve()
+                await server_main.serve()
             else:
-                await _serve_with_console(config, serving.console, settings)
+                await _serve_with_console(server_main, serving.console, settings)
         finally:
             await server.close()
 
@@ -73,7 +76,7 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
         runner.run(run())
 
 
-async def _serve_with_console(config: Any, console: Any, settings: Settings) -> None:
+async def _serve_with_console(main_server: Any, console: Any, settings: Settings) -> None:
     """The console on its own listener beside the server, in this event loop: the main
     server owns the signals; when it stops, the console stops. The console's socket is
     bound first: if its port is taken, the command fails before serving anything, and
@@ -82,7 +85,7 @@ async def _serve_with_console(config: Any, console: Any, settings: Settings) -> 
 
     import uvicorn
 
-    from mcpward.cli._uvicorn import Companion, GracefulServer
+    from mcpward.cli._uvicorn import Companion
 
     host, port = settings.console.host, settings.console.port
     try:
@@ -107,7 +110,6 @@ async def _serve_with_console(config: Any, console: Any, settings: Settings) -> 
             lifespan="on",
         )
     )
-    main_server = GracefulServer(config)
     click.echo(f"mcpward: operator console {settings.console_origin()}", err=True)
     task = asyncio.create_task(companion.serve(sockets=[listener]))
     task.add_done_callback(lambda _: main_server.stop())

@@ -16,12 +16,15 @@ from mcpward.config import ClientMetadataDocuments, DPoPSettings, Settings
 from mcpward.dpop import NonceSource, ProofVerifier
 from mcpward.revocation import RevocationPublisher
 from mcpward.server import AuthorizationServer
+from mcpward.server._assertions import AssertionVerifier
 from mcpward.server._cimd import MetadataDocumentResolver
 from mcpward.server._client_auth import ClientAuthenticator
 from mcpward.server._crypto import DataKey
 from mcpward.server._jwks_uri import JwksUriFetcher
 from mcpward.server._rfc9449 import TokenEndpointProofs
 from mcpward.server._safe_fetch import SafeFetcher
+from mcpward.server._trusted_keys import IssuerKeys, trust_fetcher
+from mcpward.server._workload import WorkloadTrust
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.keys import KeyRing
 from mcpward.server.resources import ResourceRegistry
@@ -35,20 +38,6 @@ Verify = ssl.SSLContext | bool
 async def open_store(settings: Settings, *, migrate: bool = True) -> SqlStore:
     """The SQL store the settings name (the embedded SQLite file by default)."""
     return await SqlStore.open(settings.resolved_database_url(), migrate=migrate)
-
-
-def audit_log(
-    settings: Settings, clock: Clock = system_clock, *, spec: str | None = None
-) -> AuditLog:
-    """The audit trail the settings describe: the ``audit_sink`` (or ``spec``), and the
-    database's ``audit_events`` table when ``audit_to_table()`` (the console searches
-    it; the server's maintenance loop purges it)."""
-    sinks: list[AuditSink] = [sink_from_spec(spec or settings.audit_sink)]
-    if settings.audit_to_table():
-        from mcpward.storage.audit_sink import DatabaseSink
-
-        sinks.append(DatabaseSink(settings.resolved_database_url()))
-    return AuditLog(sinks, clock)
 
 
 async def open_server(
@@ -111,12 +100,14 @@ async def assemble(
         if documents.enabled
         else None,
     )
+    verifier, workload = trusted_grants(settings, clients, shared, audit, clock)
     client_auth = ClientAuthenticator(
         clients,
         clock,
         audiences=(settings.issuer, settings.issuer + "/token"),
         remember_jti=store.grants.remember_assertion,
         fetch_jwks=JwksUriFetcher(fetcher, clock, cache_ttl=documents.cache_ttl),
+        workload=workload if settings.workload_rules else None,
         leeway=lifetimes.leeway,
     )
     return AuthorizationServer(
@@ -129,9 +120,12 @@ async def assemble(
         audit=audit,
         shared=shared,
         publisher=publisher if publisher is not None else shared.publisher,
+        successor_key=data_key.derived("refresh-token successor"),
         dpop=token_endpoint_proofs(
             settings.dpop, data_key, shared.replay, settings.issuer + "/token", clock
         ),
+        assertion_verifier=verifier,
+        workload=workload,
         clock=clock,
     )
 
@@ -158,6 +152,48 @@ def token_endpoint_proofs(
         clock=clock,
     )
     return TokenEndpointProofs(verifier, replay, token_url)
+
+
+def audit_log(settings: Settings, clock: Clock = system_clock, sink: str | None = None) -> AuditLog:
+    """The audit trail to ``sink`` (default: the settings' ``audit_sink``); with
+    ``loki_url``, to Loki as well; and to the database's ``audit_events`` table when
+    ``audit_to_table()`` (the console searches it; the server's maintenance loop purges it)."""
+    sinks: list[AuditSink] = [sink_from_spec(sink or settings.audit_sink)]
+    loki = settings.resolved_loki_url()
+    if loki:
+        from mcpward.audit.loki import LokiSink
+
+        sinks.append(LokiSink(loki, labels={"service": "mcpward"}))
+    if settings.audit_to_table():
+        from mcpward.storage.audit_sink import DatabaseSink
+
+        sinks.append(DatabaseSink(settings.resolved_database_url()))
+    return AuditLog(sinks, clock)
+
+
+def trusted_grants(
+    settings: Settings,
+    clients: ClientRegistry,
+    shared: SharedState,
+    audit: AuditLog,
+    clock: Clock,
+) -> tuple[AssertionVerifier, WorkloadTrust]:
+    """The verifier of JWT grants from the configured trusted issuers (keys through an
+    SSRF-safe fetcher of their own), and the workload rules on top of it."""
+    issuers = settings.trusted_issuers
+    fetcher = trust_fetcher(issuers)
+    verifier = AssertionVerifier(
+        [IssuerKeys(i, fetcher, clock) for i in issuers], clock, leeway=settings.lifetimes.leeway
+    )
+    workload = WorkloadTrust(
+        verifier,
+        settings.workload_rules,
+        clients,
+        shared.replay,
+        audit,
+        issuer=settings.issuer,
+    )
+    return verifier, workload
 
 
 def safe_fetcher(config: ClientMetadataDocuments, verify: Verify = True) -> SafeFetcher:

@@ -22,7 +22,6 @@ from mcpward.storage.records import (
     ClientSource,
     ClientStatus,
     CodeRecord,
-    ConsentRecord,
     Cursor,
     FamilyRecord,
     FamilySummary,
@@ -30,10 +29,11 @@ from mcpward.storage.records import (
     ResourceRecord,
     Revocation,
     RevocationKind,
+    Rotation,
     SecretRecord,
     SigningKeyRecord,
-    UserRecord,
 )
+from mcpward.storage.user_store import UserStore as UserStore
 
 
 class ClientStore(Protocol):
@@ -159,10 +159,31 @@ class GrantStore(Protocol):
 
     async def get_refresh(self, token_hash: str) -> tuple[RefreshRecord, FamilyRecord] | None: ...
 
-    async def rotate_refresh(self, old_hash: str, now: float, new: RefreshRecord) -> bool:
-        """Spend ``old_hash`` and store its successor in one atomic step, only if it is
-        unspent and its family unrevoked. False, and nothing written, otherwise: of two
-        concurrent rotations of one token exactly one returns True."""
+    async def rotate_refresh(
+        self,
+        old_hash: str,
+        now: float,
+        new: RefreshRecord,
+        successor_enc: bytes | None = None,
+        successor_until: float | None = None,
+    ) -> Rotation:
+        """Rotate a refresh token, in one atomic step that either happens whole or not
+        at all; of any number of concurrent callers presenting ``old_hash`` (on one
+        replica or several), exactly one rotates.
+
+        If ``old_hash`` is unspent and its family unrevoked: mark it spent at ``now``,
+        insert ``new`` (whose ``parent_hash`` is ``old_hash``), keep ``successor_enc``
+        (``new``'s token, encrypted by the caller) on the spent record until
+        ``successor_until``, and erase the successor stored on the record ``old_hash``
+        was itself rotated from (the chain has moved on: presenting that one again is a
+        reuse from now on). Returns ``Rotation(rotated=True)``.
+
+        Otherwise nothing is written, and the result carries the successor stored on the
+        spent record when its window is still open at ``now`` and its family unrevoked,
+        read after any concurrent rotation of the same token committed: every caller
+        that loses a race to the rotation, or retries within the window, finds the
+        winner's successor. ``Rotation(rotated=False, successor_enc=None)`` means a reuse.
+        """
         ...
 
     async def revoke_family(
@@ -226,7 +247,8 @@ class GrantStore(Protocol):
         ...
 
     async def purge_expired(self, now: float) -> None:
-        """Forget codes, tokens, families, revocations and jtis past their expiry."""
+        """Forget codes, tokens, families, revocations and jtis past their expiry, and
+        erase stored refresh-token successors whose retry window has closed."""
         ...
 
 
@@ -275,68 +297,6 @@ class SessionStore(Protocol):
     async def is_revoked(self, sid: str) -> bool: ...
 
     async def purge_expired(self, now: float) -> int: ...
-
-
-class UserStore(Protocol):
-    """People who sign in, and what they consented to."""
-
-    async def get(self, user_id: str) -> UserRecord | None: ...
-
-    async def by_username(self, username: str) -> UserRecord | None: ...
-
-    async def get_many(self, user_ids: Collection[str]) -> dict[str, UserRecord]:
-        """The stored users among ``user_ids``, in one lookup (id -> record)."""
-        ...
-
-    async def by_email(self, email: str) -> list[UserRecord]: ...
-
-    async def by_upstream(self, issuer: str, subject: str) -> UserRecord | None: ...
-
-    async def all(self) -> list[UserRecord]: ...
-
-    async def page(
-        self,
-        *,
-        after: str | None = None,
-        limit: int = 50,
-        search: str | None = None,
-        operators_only: bool = False,
-    ) -> list[UserRecord]:
-        """Users by username, ``limit`` of them after the username ``after``."""
-        ...
-
-    async def count(self) -> int: ...
-
-    async def set_operator(self, user_id: str, since: float | None) -> bool:
-        """Grant (``since``) or take away (``None``) the operator role; False when there
-        is no such user."""
-        ...
-
-    async def create(self, record: UserRecord) -> None: ...
-
-    async def set_disabled(self, user_id: str, at: float | None) -> bool: ...
-
-    async def set_password_hash(self, user_id: str, password_hash: str) -> bool: ...
-
-    async def set_totp_secret(self, user_id: str, encrypted: bytes | None) -> bool: ...
-
-    async def link_upstream(self, user_id: str, issuer: str, subject: str) -> bool:
-        """Link an upstream identity; False when it is linked to someone else already."""
-        ...
-
-    async def get_consent(
-        self, user_id: str, client_id: str, resource: str
-    ) -> ConsentRecord | None: ...
-
-    async def put_consent(self, record: ConsentRecord) -> None:
-        """Create or replace the consent of (user, client, resource)."""
-        ...
-
-    async def consents_of(self, user_id: str) -> list[ConsentRecord]: ...
-
-    async def revoke_consent(self, user_id: str, client_id: str, resource: str) -> bool: ...
-
-    async def forget_consents(self, user_id: str) -> int: ...
 
 
 class MetadataDocumentStore(Protocol):

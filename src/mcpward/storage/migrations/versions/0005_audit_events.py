@@ -1,7 +1,7 @@
 """operator console: audit events table, operators, client last use, list indexes
 
-Revision ID: 0003_audit_events
-Revises: 0003 (0003_dpop_binding)
+Revision ID: 0005
+Revises: 0004 (0004_refresh_successor)
 Create Date: 2026-11-28 09:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_audit_events"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
