@@ -15,8 +15,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mcpward"
 
 # What each package may import from mcpward (module-level and function-level imports
 # alike: a function-local import does not make a dependency go away). The modules at the
-# top (errors, _clock, _secrets, _asgi, _outage, config and the two modules it is made of,
-# _config_federation and _hosts) are shared vocabulary.
+# top (errors, _clock, _secrets, _asgi, _outage, config and the modules it is made of,
+# _config_federation, _console_settings and _hosts) are shared vocabulary.
 SHARED = {
     "errors",
     "_clock",
@@ -25,6 +25,7 @@ SHARED = {
     "_outage",
     "config",
     "_config_federation",
+    "_console_settings",
     "_hosts",
 }
 ALLOWED: dict[str, set[str]] = {
@@ -38,11 +39,14 @@ ALLOWED: dict[str, set[str]] = {
     "server": {"storage", "revocation", "state", "audit", "dpop", "_secret_stores"},
     "guard": {"revocation", "state", "audit", "storage", "dpop"},
     "client": {"audit", "dpop", "_secret_stores"},
-    "compose": {"server", "storage", "revocation", "state", "audit", "guard", "demo", "dpop"},
+    "operations": {"server", "storage", "revocation", "audit"},
+    "console": {"operations", "server", "storage", "state", "audit"},
+    "compose": {"server", "storage", "revocation", "state", "audit", "guard", "demo", "dpop"}
+    | {"console"},
     "demo": {"guard", "server", "storage", "revocation", "state", "audit"},
     "testing": {"compose", "server", "guard", "storage", "revocation", "state", "audit"},
     "cli": {"compose", "server", "guard", "client", "storage", "revocation", "state", "audit"}
-    | {"demo", "dpop", "_secret_stores"},
+    | {"demo", "dpop", "_secret_stores", "operations"},
     "__main__": {"cli"},
 }
 MAX_LINES = 400

@@ -30,6 +30,7 @@ from pydantic_settings import (
 )
 
 from mcpward._config_federation import ExchangePolicy, Federation, TrustedIssuer, WorkloadRule
+from mcpward._console_settings import ConsoleSettings as ConsoleSettings
 from mcpward._hosts import is_loopback_host
 from mcpward.errors import ConfigError
 
@@ -232,6 +233,11 @@ class Settings(BaseSettings):
     token_exchange: list[ExchangePolicy] = Field(default_factory=list)
 
     audit_sink: str = "stdout"
+    # Also write audit events to the database's audit_events table, which the console's
+    # activity view searches (None: when the console is enabled), and keep them this long.
+    audit_table: bool | None = None
+    audit_table_retention: float = Field(default=7 * DAY, gt=0)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     # Also push the audit trail to Grafana Loki (http(s)://host:3100), batched in the
     # background: a Loki outage never slows or fails a request.
     loki_url: SecretStr = SecretStr("")
@@ -279,11 +285,28 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _console_apart(self) -> Settings:
+        if self.console.enabled:
+            self.console.check_apart(self.port, self.issuer, https=self.console_tls() is not None)
+        return self
+
+    @model_validator(mode="after")
     def _federation_consistent(self) -> Settings:
         self.federation  # noqa: B018 - raises ValueError when rules and issuers disagree
         return self
 
     # -- derived values -------------------------------------------------------------
+
+    def audit_to_table(self) -> bool:
+        return self.console.enabled if self.audit_table is None else self.audit_table
+
+    def console_tls(self) -> tuple[Path, Path] | None:
+        cert, key = self.tls_cert_file, self.tls_key_file
+        return self.console.tls((cert, key) if cert is not None and key is not None else None)
+
+    def console_origin(self) -> str:
+        """The origin operators open the console at."""
+        return self.console.resolved_origin(https=self.console_tls() is not None)
 
     @property
     def federation(self) -> Federation:

@@ -51,10 +51,21 @@ EventName = Literal[
     "client.registration_rejected",
     "client.metadata_document_rejected",
     "client.authentication_failed",
+    "client.created",
     "client.secret_rotated",
     "client.secret_delivery_failed",
     "client.disabled",
+    "client.pruned",
     "key.rotated",
+    # operators: the console and the CLI's operator commands
+    "grant.revoked",
+    "operator.granted",
+    "operator.revoked",
+    "console.signed_in",
+    "console.sign_in_failed",
+    "console.signed_out",
+    "console.stepped_up",
+    "console.step_up_failed",
     # people: sign-in pages and the users CLI
     "authorize.rejected",
     "authorize.cancelled",
@@ -82,7 +93,7 @@ EventName = Literal[
 EVENTS: dict[EventName, str] = {
     "token.issued": "an access token was issued (client_credentials, authorization_code)",
     "token.refreshed": "a refresh token was rotated and a new access token issued",
-    "token.revoked": "a token was revoked at the revocation endpoint",
+    "token.revoked": "a token was revoked (at the revocation endpoint, or by an operator)",
     "token.revoke_refused": "a client asked to revoke a token issued to another client",
     "tokens.revoked": "every token of a subject or a client was revoked",
     "code.issued": "an authorization code was issued after sign-in and consent",
@@ -109,11 +120,21 @@ EVENTS: dict[EventName, str] = {
     "client.registration_rejected": "a registration request was refused",
     "client.metadata_document_rejected": "a Client ID Metadata Document was refused",
     "client.authentication_failed": "client authentication failed at a token endpoint",
+    "client.created": "an operator pre-registered a client",
     "client.secret_rotated": "a client secret was rotated",
     "client.secret_delivery_failed": "a rotated secret is committed but not yet current in "
     "the secret store; the next rotate-due finishes it",
     "client.disabled": "a client was disabled and its tokens revoked",
+    "client.pruned": "a registered client that never got a token was deleted",
     "key.rotated": "a new signing key was added",
+    "grant.revoked": "an operator revoked one grant (a token family and its access tokens)",
+    "operator.granted": "a user was given the operator role (console sign-in)",
+    "operator.revoked": "a user's operator role was taken away",
+    "console.signed_in": "an operator signed in to the console (password and TOTP)",
+    "console.sign_in_failed": "a console sign-in attempt failed",
+    "console.signed_out": "an operator signed out of the console",
+    "console.stepped_up": "an operator re-authenticated for a destructive action",
+    "console.step_up_failed": "a re-authentication for a destructive action failed",
     "authorize.rejected": "an authorization request was refused before any page",
     "authorize.cancelled": "the person cancelled at the sign-in page",
     "login.password_ok": "the password was right; a second factor follows",
@@ -155,6 +176,8 @@ class AuditEvent:
     # Other identifiers (family id, kid, count); values are ids, never secrets.
     detail: dict[str, str | int | float | bool | None] = field(default_factory=dict)
     timestamp: float | None = None
+    # Who acted, for operator actions: "console:USERNAME" or "cli:OS-USER".
+    actor: str | None = None
 
     def to_json(self, now: float) -> str:
         # Field by field rather than dataclasses.asdict, which deep-copies: this runs on

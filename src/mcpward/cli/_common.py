@@ -12,6 +12,7 @@ import click
 
 if TYPE_CHECKING:
     from mcpward.config import Settings
+    from mcpward.operations import Actor, Operations
     from mcpward.server import AuthorizationServer
 
 
@@ -44,6 +45,39 @@ def run_with_server(
             await server.close()
 
     return asyncio.run(main())
+
+
+def run_operations(
+    action: Callable[[Operations, Actor], Awaitable[T]], settings: Settings | None = None
+) -> T:
+    """Run one operator action (:mod:`mcpward.operations`, the layer the console uses
+    too) as the OS user running the command; a refused operation is a clean error."""
+    from mcpward.operations import Actor, OperationError, Operations
+
+    async def act(server: AuthorizationServer) -> T:
+        try:
+            return await action(Operations(server), Actor.cli())
+        except OperationError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return run_with_server(act, settings)
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(value: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``12h`` or ``30d``."""
+    text = value.strip().lower()
+    unit = _UNITS.get(text[-1:])
+    number = text[:-1] if unit is not None else text
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration (e.g. 30d, 12h, 90m)") from None
+    if seconds < 0:
+        raise click.BadParameter("a duration cannot be negative")
+    return seconds
 
 
 def emit(data: Any, as_json: bool, lines: Iterable[str] = ()) -> None:

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from mcpward.cli import main
-from mcpward.cli._common import emit, json_option, run_with_server, table, when
+from mcpward.cli._common import (
+    duration,
+    emit,
+    json_option,
+    run_operations,
+    table,
+    when,
+)
 from mcpward.storage.records import (
     AUTH_METHODS,
     GRANT_TYPES,
@@ -25,7 +32,8 @@ from mcpward.storage.records import (
 GRANT_ALIASES = {"jwt-bearer": JWT_BEARER, "token-exchange": TOKEN_EXCHANGE}
 
 if TYPE_CHECKING:
-    from mcpward.server import AuthorizationServer
+    from mcpward.operations import Actor, Operations, PruneResult
+    from mcpward.server import secret_rotation
     from mcpward.server.clients import NewSecret
 
 
@@ -127,16 +135,10 @@ def clients_create(
         dpop_bound_access_tokens=dpop,
     )
 
-    async def go(server: AuthorizationServer) -> tuple[ClientRecord, NewSecret | None]:
-        if await server.store.clients.get(client_id) is not None:
-            raise click.ClickException(f"client {client_id} already exists")
-        secret = await server.clients.create(record)
-        # Print what was stored (with its creation time), not the draft handed in.
-        stored = await server.store.clients.get(client_id)
-        assert stored is not None
-        return stored, secret
+    async def go(ops: Operations, actor: Actor) -> tuple[ClientRecord, NewSecret | None]:
+        return await ops.clients.create(record, actor)
 
-    stored, secret = run_with_server(go)
+    stored, secret = run_operations(go)
     data = _client_dict(stored)
     if secret:
         data["client_secret"] = secret.secret
@@ -149,10 +151,10 @@ def clients_create(
 def clients_list(as_json: bool) -> None:
     """All clients."""
 
-    async def go(server: AuthorizationServer) -> list[ClientRecord]:
-        return await server.store.clients.all()
+    async def go(ops: Operations, actor: Actor) -> list[ClientRecord]:
+        return await ops.clients.all()
 
-    rows = run_with_server(go)
+    rows = run_operations(go)
     emit(
         [_client_dict(c) for c in rows],
         as_json,
@@ -178,13 +180,11 @@ def clients_list(as_json: bool) -> None:
 def clients_show(client_id: str, as_json: bool) -> None:
     """One client and its secrets (hints and expiry only)."""
 
-    async def go(server: AuthorizationServer) -> tuple[ClientRecord | None, list[Any]]:
-        client = await server.store.clients.get(client_id)
-        return client, await server.store.clients.secrets(client_id) if client else []
+    async def go(ops: Operations, actor: Actor) -> tuple[ClientRecord, list[Any]]:
+        detail = await ops.clients.detail(client_id)  # "no client ID" when there is none
+        return detail.summary.client, detail.secrets
 
-    client, secrets = run_with_server(go)
-    if client is None:
-        raise click.ClickException(f"no client {client_id}")
+    client, secrets = run_operations(go)
     data = _client_dict(client)
     data["secrets"] = [
         {"hint": "…" + s.hint, "created_at": s.created_at, "expires_at": s.expires_at}
@@ -210,24 +210,16 @@ def clients_rotate_secret(
     With a secret sink the new secret goes there, otherwise it is printed once."""
     from mcpward.cli._sinks import open_sink, store_errors
     from mcpward.config import load_settings
-    from mcpward.server import secret_rotation
 
     settings = load_settings()
     target = open_sink(sink or settings.secret_sink)
 
-    async def go(server: AuthorizationServer) -> NewSecret:
-        client = await server.store.clients.get(client_id)
-        if client is None or client.token_endpoint_auth_method not in (
-            "client_secret_basic",
-            "client_secret_post",
-        ):
-            raise click.ClickException(f"{client_id} is not a client with a secret")
-        if target is not None:
-            return await secret_rotation.rotate(server, target, client_id, overlap)
-        return await server.clients.rotate_secret(client_id, overlap)
+    async def go(ops: Operations, actor: Actor) -> NewSecret:
+        # "ID is not a client with a secret" when it has none.
+        return await ops.clients.rotate_secret(client_id, actor, overlap, sink=target)
 
     with store_errors():
-        secret = run_with_server(go, settings)
+        secret = run_operations(go, settings)
     if target is not None:
         data = {"client_id": client_id, "expires_at": secret.expires_at, "delivered": True}
         emit(data, as_json, [f"rotated secret of {client_id}; delivered to the secret sink"])
@@ -254,19 +246,17 @@ def clients_rotate_due(within: float | None, sink: str | None, as_json: bool) ->
     owns the whole 90-day cycle; exits 1 if any client failed."""
     from mcpward.cli._sinks import open_sink, report_output, store_errors
     from mcpward.config import load_settings
-    from mcpward.server import secret_rotation
 
     settings = load_settings()
     target = open_sink(sink or settings.secret_sink)
     if target is None:
         raise click.UsageError("configure secret_sink or pass --sink")
 
-    async def go(server: AuthorizationServer) -> secret_rotation.RotationReport:
-        horizon = server.settings.lifetimes.client_secret_overlap if within is None else within
-        return await secret_rotation.rotate_due(server, target, horizon)
+    async def go(ops: Operations, actor: Actor) -> secret_rotation.RotationReport:
+        return await ops.clients.rotate_due(actor, target, within)
 
     with store_errors():
-        report = run_with_server(go, settings)
+        report = run_operations(go, settings)
     data, lines = report_output(report)
     emit(data, as_json, lines)
     if report.failed:
@@ -279,9 +269,37 @@ def clients_rotate_due(within: float | None, sink: str | None, as_json: bool) ->
 def clients_disable(client_id: str, as_json: bool) -> None:
     """Disable a client and revoke every token it holds."""
 
-    async def go(server: AuthorizationServer) -> bool:
-        return await server.disable_client(client_id)
+    async def go(ops: Operations, actor: Actor) -> bool:
+        return await ops.clients.disable(client_id, actor)
 
-    if not run_with_server(go):
+    if not run_operations(go):
         raise click.ClickException(f"no enabled client {client_id}")
     emit({"client_id": client_id, "disabled": True}, as_json, [f"disabled {client_id}"])
+
+
+@clients.command("prune")
+@click.option(
+    "--older-than",
+    default="30d",
+    show_default=True,
+    help="Only clients registered longer ago than this (30d, 12h, 90m, seconds).",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@json_option
+def clients_prune(older_than: str, dry_run: bool, as_json: bool) -> None:
+    """Delete dynamically registered clients that never got a token (abandoned
+    registrations). Pre-registered and metadata-document clients are never pruned. Meant
+    for a daily cron job."""
+    age = duration(older_than)
+
+    async def go(ops: Operations, actor: Actor) -> PruneResult:
+        return await ops.clients.prune(actor, older_than=age, dry_run=dry_run)
+
+    result = run_operations(go)
+    ids = [c.client_id for c in result.candidates] if dry_run else result.pruned
+    verb = "would delete" if dry_run else "deleted"
+    emit(
+        {"dry_run": dry_run, "older_than": age, "clients": ids},
+        as_json,
+        [f"{verb} {len(ids)} never-used registered client(s)", *(f"  {c}" for c in ids)],
+    )

@@ -130,6 +130,13 @@ def _header(value: str) -> tuple[str, str]:
     help="stdout, stderr or file:PATH.",
 )
 @click.option(
+    "--audit-db",
+    "audit_db",
+    envvar="MCPWARD_AUDIT_DB",
+    help="Also write audit events to this database's audit_events table (the "
+    "authorization server's, where the operator console searches them).",
+)
+@click.option(
     "--loki", "loki_url", envvar="MCPWARD_LOKI_URL", help="Also push audit events to this Loki."
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -153,6 +160,7 @@ def gateway(
     dpop_nonce_key_env: str | None,
     rate: str,
     audit_spec: str,
+    audit_db: str | None,
     loki_url: str | None,
     host: str,
     port: int,
@@ -161,6 +169,7 @@ def gateway(
     import uvicorn
 
     from mcpward.audit import AuditLog, sink_from_spec
+    from mcpward.cli._uvicorn import GracefulServer
     from mcpward.guard import RateLimits, make_guard
     from mcpward.guard.gateway import create_gateway
 
@@ -177,6 +186,11 @@ def gateway(
         from mcpward.audit.loki import LokiSink
 
         sinks.append(LokiSink(loki_url, labels={"service": "mcpward-gateway"}))
+    if audit_db:
+        from mcpward.storage.audit_sink import DatabaseSink
+
+        sinks.append(DatabaseSink(audit_db))
+    audit = AuditLog(sinks)
     limits = RateLimits(per_token=_rate(rate))
     rate_limiter: Any = None
     revocations: Any = None
@@ -211,7 +225,7 @@ def gateway(
         rate_limiter=rate_limiter,
         rate_limits=limits,
         rate_limit_failure="open" if rate_limit_failure == "open" else "closed",
-        audit=AuditLog(sinks),
+        audit=audit,
         dpop=dpop,
         dpop_required=dpop_required,
         dpop_nonces=_nonces(dpop_nonce_key_env),
@@ -220,7 +234,11 @@ def gateway(
     # The gateway's lifespan starts the guard (and so the revocation poller).
     app = create_gateway(upstream, guard, upstream_headers=headers)
     click.echo(f"mcpward gateway: {resource} -> {upstream} (tokens from {issuer})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", ws="none")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws="none")
+    try:
+        GracefulServer(config).run()
+    finally:
+        audit.close()  # what the batching sinks (database, Loki) hold is written
 
 
 def _nonces(env: str | None) -> Any:

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mcpward.cli import main
-from mcpward.cli._common import emit, json_option, run_with_server, table, when
+from mcpward.cli._common import emit, json_option, run_operations, table, when
 
 if TYPE_CHECKING:
-    from mcpward.server import AuthorizationServer
+    from mcpward.operations import Actor, Operations
 
 
 @main.group()
@@ -23,29 +23,21 @@ def keys() -> None:
 def keys_list(as_json: bool) -> None:
     """Signing keys and their life cycle."""
 
-    async def go(server: AuthorizationServer) -> list[dict[str, Any]]:
-        now = server.clock()
-        current = server.keys.signing_key().kid
+    async def go(ops: Operations, actor: Actor) -> list[dict[str, Any]]:
         return [
             {
-                "kid": r.kid,
-                "alg": r.alg,
-                "state": "signing"
-                if r.kid == current
-                else "pending"
-                if r.active_at > now
-                else "published"
-                if (r.published_until or now + 1) > now
-                else "expired",
-                "created_at": r.created_at,
-                "active_at": r.active_at,
-                "retired_at": r.retired_at,
-                "published_until": r.published_until,
+                "kid": k.record.kid,
+                "alg": k.record.alg,
+                "state": k.state,
+                "created_at": k.record.created_at,
+                "active_at": k.record.active_at,
+                "retired_at": k.record.retired_at,
+                "published_until": k.record.published_until,
             }
-            for r in server.keys.records()
+            for k in await ops.keys.list()
         ]
 
-    rows = run_with_server(go)
+    rows = run_operations(go)
     emit(
         rows,
         as_json,
@@ -65,12 +57,9 @@ def keys_list(as_json: bool) -> None:
 def keys_rotate(immediate: bool, as_json: bool) -> None:
     """Add a new signing key: published now, signing after the publish lead time."""
 
-    async def go(server: AuthorizationServer) -> dict[str, Any]:
-        record = await server.keys.rotate(immediate=immediate)
-        from mcpward.audit import AuditEvent
-
-        server.audit.emit(AuditEvent("key.rotated", "ok", detail={"kid": record.kid}))
+    async def go(ops: Operations, actor: Actor) -> dict[str, Any]:
+        record = await ops.keys.rotate(actor, immediate=immediate)
         return {"kid": record.kid, "alg": record.alg, "active_at": record.active_at}
 
-    data = run_with_server(go)
+    data = run_operations(go)
     emit(data, as_json, [f"new key {data['kid']} signs from {when(data['active_at'])}"])

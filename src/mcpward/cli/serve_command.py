@@ -4,6 +4,7 @@ server) in one process under uvicorn."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
     """Run the authorization server (and with --demo, the guarded demo MCP server)."""
     import uvicorn
 
+    from mcpward.cli._uvicorn import DrainingServer
     from mcpward.compose.apps import open_serving
     from mcpward.config import load_settings
 
@@ -62,7 +64,11 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
                 timeout_graceful_shutdown=30,
                 lifespan="on",
             )
-            await _draining_server(config, serving.readiness, settings.shutdown_drain).serve()
+            server_main = DrainingServer(config, serving.readiness, settings.shutdown_drain)
+            if serving.console is None:
+                await server_main.serve()
+            else:
+                await _serve_with_console(server_main, serving.console, settings)
         finally:
             await server.close()
 
@@ -70,38 +76,49 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
         runner.run(run())
 
 
-def _draining_server(config: Any, readiness: Any, drain: float) -> Any:
-    """uvicorn's server, stopping the way a replica behind a load balancer should: on
-    SIGTERM /readyz turns 503 at once, requests keep being served for ``drain`` seconds
-    (the balancer notices and stops sending new ones), then uvicorn's graceful shutdown
-    closes the socket and lets in-flight requests finish. A second SIGTERM, or SIGINT
-    (Ctrl-C), skips the drain. The signal is not re-raised afterwards, so the process
-    closes its storage and flushes its audit sinks and exits 0."""
-    import signal
-    import time
-    from types import FrameType
+async def _serve_with_console(main_server: Any, console: Any, settings: Settings) -> None:
+    """The console on its own listener beside the server, in this event loop: the main
+    server owns the signals; when it stops, the console stops. The console's socket is
+    bound first: if its port is taken, the command fails before serving anything, and
+    should the console stop on its own, the server stops too rather than run without it."""
+    import socket
 
     import uvicorn
 
-    class DrainingServer(uvicorn.Server):
-        _drain_until: float | None = None
+    from mcpward.cli._uvicorn import Companion
 
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            if sig == signal.SIGTERM and drain > 0 and self._drain_until is None:
-                readiness.drain()
-                self._drain_until = time.monotonic() + drain
-            elif self.should_exit and sig == signal.SIGINT:
-                self.force_exit = True
-            else:
-                readiness.drain()
-                self.should_exit = True
-
-        async def on_tick(self, counter: int) -> bool:
-            if self._drain_until is not None and time.monotonic() >= self._drain_until:
-                self.should_exit = True
-            return await super().on_tick(counter)
-
-    return DrainingServer(config)
+    host, port = settings.console.host, settings.console.port
+    try:
+        listener = socket.create_server(
+            (host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+        )
+    except OSError as exc:
+        raise click.ClickException(
+            f"the operator console cannot listen on {host}:{port}: {exc.strerror}"
+        ) from None
+    tls = settings.console_tls()
+    companion = Companion(
+        uvicorn.Config(
+            console,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
+            timeout_graceful_shutdown=10,
+            lifespan="on",
+        )
+    )
+    click.echo(f"mcpward: operator console {settings.console_origin()}", err=True)
+    task = asyncio.create_task(companion.serve(sockets=[listener]))
+    task.add_done_callback(lambda _: main_server.stop())
+    try:
+        await main_server.serve()
+    finally:
+        companion.stop()
+        with contextlib.suppress(BaseException):
+            await task
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

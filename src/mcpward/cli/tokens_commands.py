@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mcpward.cli import main
-from mcpward.cli._common import emit, json_option, run_with_server
+from mcpward.cli._common import emit, json_option, run_operations
 
 if TYPE_CHECKING:
-    from mcpward.server import AuthorizationServer
+    from mcpward.operations import Actor, Operations
 
 
 @main.group()
@@ -29,19 +29,17 @@ def tokens_revoke(jti: str | None, user: str | None, client_id: str | None, as_j
     if sum(x is not None for x in (jti, user, client_id)) != 1:
         raise click.UsageError("give exactly one of --jti, --user, --client")
 
-    async def go(server: AuthorizationServer) -> dict[str, Any]:
+    async def go(ops: Operations, actor: Actor) -> dict[str, Any]:
         if jti is not None:
-            lifetimes = server.settings.lifetimes
-            rev = await server.revoke_jti(jti, server.clock() + lifetimes.access_token)
+            rev = await ops.grants.revoke_jti(jti, actor)
         elif user is not None:
-            record = await server.store.users.get(user) or await server.store.users.by_username(
-                user
-            )
-            rev = await server.revoke_subject(record.id if record else user)
+            # An unknown name is revoked as a subject as it is (an upstream subject id).
+            record = await ops.users.resolve(user)
+            rev = await ops.grants.revoke_subject(record.id if record else user, actor)
         else:
             assert client_id is not None
-            rev = await server.revoke_client(client_id)
+            rev = await ops.grants.revoke_client(client_id, actor)
         return {"kind": rev.kind, "key": rev.key, "revoked_at": rev.revoked_at}
 
-    data = run_with_server(go)
+    data = run_operations(go)
     emit(data, as_json, [f"revoked {data['kind']} {data['key']}"])

@@ -1,5 +1,6 @@
 """Operator commands for people: add, list, disable/enable, set-password, reset-totp,
-consents and offboard (disable, revoke every token and refresh family, forget consents).
+consents, offboard (disable, revoke every token and refresh family, forget consents) and
+grant-operator / revoke-operator (sign-in to the operator console).
 
 Passwords are never taken from the command line (shell history, process lists): they are
 prompted for, or read from stdin with ``--password-stdin``.
@@ -7,20 +8,17 @@ prompted for, or read from stdin with ``--password-stdin``.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from mcpward._secrets import new_id
-from mcpward.audit import AuditEvent
 from mcpward.cli import main
-from mcpward.cli._common import emit, json_option, run_with_server, table, when
+from mcpward.cli._common import emit, json_option, run_operations, table, when
 from mcpward.storage.records import UserRecord
 
 if TYPE_CHECKING:
-    from mcpward.server import AuthorizationServer
+    from mcpward.operations import Actor, Enrolment, Operations
 
 
 def _user_dict(user: UserRecord) -> dict[str, Any]:
@@ -56,23 +54,10 @@ def _hashed(password: str) -> str:
     return hash_password(password)
 
 
-async def _existing(server: AuthorizationServer, username: str) -> UserRecord:
-    user = await server.store.users.by_username(username)
-    if user is None:
-        raise click.ClickException(f"no user {username}")
-    return user
-
-
-def _enroll(server: AuthorizationServer, user: UserRecord) -> tuple[bytes, dict[str, str]]:
-    from mcpward.server._crypto import DataKey
-    from mcpward.server.pages import _totp
-
-    secret = _totp.new_secret()
-    key = DataKey(server.settings.resolved_data_key())
-    pages = getattr(server.settings, "pages", None)
-    issuer_name = getattr(pages, "product_name", None) or "mcpward"
-    uri = _totp.provisioning_uri(secret, user.username, issuer_name)
-    return _totp.encrypt_secret(key, user.id, secret), {"totp_secret": secret, "totp_uri": uri}
+def _enrolment(enrolment: Enrolment | None) -> dict[str, str]:
+    if enrolment is None:
+        return {}
+    return {"totp_secret": enrolment.secret, "totp_uri": enrolment.uri}
 
 
 def _totp_lines(data: dict[str, Any]) -> list[str]:
@@ -110,26 +95,18 @@ def users_add(
     """Create a user."""
     password_hash = None if no_password else _hashed(_read_password(password_stdin))
 
-    async def go(server: AuthorizationServer) -> dict[str, Any]:
-        if await server.store.users.by_username(username) is not None:
-            raise click.ClickException(f"user {username} already exists")
-        record = UserRecord(
-            id=new_id(),
-            username=username,
+    async def go(ops: Operations, actor: Actor) -> dict[str, Any]:
+        record, enrolment = await ops.users.create(
+            username,
+            actor,
             email=email,
             display_name=display_name,
             password_hash=password_hash,
-            created_at=server.clock(),
+            totp=totp,
         )
-        extra: dict[str, str] = {}
-        if totp:
-            encrypted, extra = _enroll(server, record)
-            record = dataclasses.replace(record, totp_secret_enc=encrypted)
-        await server.store.users.create(record)
-        server.audit.emit(AuditEvent("user.created", "ok", subject=record.id))
-        return {**_user_dict(record), **extra}
+        return {**_user_dict(record), **_enrolment(enrolment)}
 
-    data = run_with_server(go)
+    data = run_operations(go)
     emit(data, as_json, [f"created user {username} ({data['id']})", *_totp_lines(data)])
 
 
@@ -138,10 +115,10 @@ def users_add(
 def users_list(as_json: bool) -> None:
     """All users."""
 
-    async def go(server: AuthorizationServer) -> list[UserRecord]:
-        return await server.store.users.all()
+    async def go(ops: Operations, actor: Actor) -> list[UserRecord]:
+        return await ops.users.all()
 
-    rows = run_with_server(go)
+    rows = run_operations(go)
     emit(
         [_user_dict(u) for u in rows],
         as_json,
@@ -168,13 +145,12 @@ def users_list(as_json: bool) -> None:
 def users_disable(username: str, as_json: bool) -> None:
     """Stop a user from signing in (existing tokens keep working: see offboard)."""
 
-    async def go(server: AuthorizationServer) -> UserRecord:
-        user = await _existing(server, username)
-        await server.store.users.set_disabled(user.id, server.clock())
-        server.audit.emit(AuditEvent("user.disabled", "ok", subject=user.id))
+    async def go(ops: Operations, actor: Actor) -> UserRecord:
+        user = await ops.users.by_username(username)
+        await ops.users.disable(user, actor)
         return user
 
-    user = run_with_server(go)
+    user = run_operations(go)
     emit({"id": user.id, "username": username, "disabled": True}, as_json, [f"disabled {username}"])
 
 
@@ -184,13 +160,12 @@ def users_disable(username: str, as_json: bool) -> None:
 def users_enable(username: str, as_json: bool) -> None:
     """Let a disabled user sign in again."""
 
-    async def go(server: AuthorizationServer) -> UserRecord:
-        user = await _existing(server, username)
-        await server.store.users.set_disabled(user.id, None)
-        server.audit.emit(AuditEvent("user.enabled", "ok", subject=user.id))
+    async def go(ops: Operations, actor: Actor) -> UserRecord:
+        user = await ops.users.by_username(username)
+        await ops.users.enable(user, actor)
         return user
 
-    user = run_with_server(go)
+    user = run_operations(go)
     emit({"id": user.id, "username": username, "disabled": False}, as_json, [f"enabled {username}"])
 
 
@@ -202,13 +177,12 @@ def users_set_password(username: str, password_stdin: bool, as_json: bool) -> No
     """Set a user's password."""
     password_hash = _hashed(_read_password(password_stdin))
 
-    async def go(server: AuthorizationServer) -> UserRecord:
-        user = await _existing(server, username)
-        await server.store.users.set_password_hash(user.id, password_hash)
-        server.audit.emit(AuditEvent("user.password_set", "ok", subject=user.id))
+    async def go(ops: Operations, actor: Actor) -> UserRecord:
+        user = await ops.users.by_username(username)
+        await ops.users.set_password(user, password_hash, actor)
         return user
 
-    user = run_with_server(go)
+    user = run_operations(go)
     emit({"id": user.id, "username": username}, as_json, [f"password set for {username}"])
 
 
@@ -219,19 +193,12 @@ def users_set_password(username: str, password_stdin: bool, as_json: bool) -> No
 def users_reset_totp(username: str, enroll: bool, as_json: bool) -> None:
     """Remove a user's TOTP second factor (lost phone), or replace it with --enroll."""
 
-    async def go(server: AuthorizationServer) -> dict[str, Any]:
-        user = await _existing(server, username)
-        extra: dict[str, str] = {}
-        encrypted = None
-        if enroll:
-            encrypted, extra = _enroll(server, user)
-        await server.store.users.set_totp_secret(user.id, encrypted)
-        server.audit.emit(
-            AuditEvent("user.totp_reset", "ok", subject=user.id, detail={"enrolled": enroll})
-        )
-        return {"id": user.id, "username": username, "totp": enroll, **extra}
+    async def go(ops: Operations, actor: Actor) -> dict[str, Any]:
+        user = await ops.users.by_username(username)
+        enrolment = await ops.users.reset_totp(user, actor, enrol=enroll)
+        return {"id": user.id, "username": username, "totp": enroll, **_enrolment(enrolment)}
 
-    data = run_with_server(go)
+    data = run_operations(go)
     first = f"new TOTP secret for {username}" if enroll else f"TOTP removed for {username}"
     emit(data, as_json, [first, *_totp_lines(data)])
 
@@ -242,8 +209,8 @@ def users_reset_totp(username: str, enroll: bool, as_json: bool) -> None:
 def users_consents(username: str, as_json: bool) -> None:
     """What a user approved, per client and resource."""
 
-    async def go(server: AuthorizationServer) -> list[dict[str, Any]]:
-        user = await _existing(server, username)
+    async def go(ops: Operations, actor: Actor) -> list[dict[str, Any]]:
+        user = await ops.users.by_username(username)
         return [
             {
                 "client_id": c.client_id,
@@ -251,10 +218,10 @@ def users_consents(username: str, as_json: bool) -> None:
                 "scope": c.scope,
                 "granted_at": c.granted_at,
             }
-            for c in await server.store.users.consents_of(user.id)
+            for c in await ops.users.consents(user)
         ]
 
-    rows = run_with_server(go)
+    rows = run_operations(go)
     emit(
         rows,
         as_json,
@@ -272,34 +239,17 @@ def users_offboard(username: str, as_json: bool) -> None:
     """Someone leaves: disable the account, revoke every refresh family and access token
     (through the revocations feed every guard reads) and forget every consent, at once."""
 
-    async def go(server: AuthorizationServer) -> dict[str, Any]:
-        user = await _existing(server, username)
-        now = server.clock()
-        await server.store.users.set_disabled(user.id, user.disabled_at or now)
-        families = [
-            f
-            for f in await server.store.grants.families_of(subject=user.id)
-            if f.revoked_at is None
-        ]
-        await server.revoke_subject(user.id, reason="offboarded")
-        forgotten = await server.store.users.forget_consents(user.id)
-        server.audit.emit(
-            AuditEvent(
-                "user.offboarded",
-                "ok",
-                subject=user.id,
-                detail={"families_revoked": len(families), "consents_forgotten": forgotten},
-            )
-        )
+    async def go(ops: Operations, actor: Actor) -> dict[str, Any]:
+        done = await ops.users.offboard(await ops.users.by_username(username), actor)
         return {
-            "id": user.id,
+            "id": done.user.id,
             "username": username,
             "disabled": True,
-            "families_revoked": len(families),
-            "consents_forgotten": forgotten,
+            "families_revoked": done.families_revoked,
+            "consents_forgotten": done.consents_forgotten,
         }
 
-    data = run_with_server(go)
+    data = run_operations(go)
     emit(
         data,
         as_json,
@@ -308,4 +258,40 @@ def users_offboard(username: str, as_json: bool) -> None:
             f"{data['families_revoked']} token families revoked (and every access token), "
             f"{data['consents_forgotten']} consents forgotten"
         ],
+    )
+
+
+@users.command("grant-operator")
+@click.argument("username")
+@json_option
+def users_grant_operator(username: str, as_json: bool) -> None:
+    """Let a user sign in to the operator console (they need a password and TOTP)."""
+
+    async def go(ops: Operations, actor: Actor) -> UserRecord:
+        return await ops.users.grant_operator(await ops.users.by_username(username), actor)
+
+    user = run_operations(go)
+    emit(
+        {"id": user.id, "username": username, "operator_since": user.operator_since},
+        as_json,
+        [f"{username} is an operator (console sign-in with password and TOTP)"],
+    )
+
+
+@users.command("revoke-operator")
+@click.argument("username")
+@json_option
+def users_revoke_operator(username: str, as_json: bool) -> None:
+    """Take the operator role away (their console sessions end at the next request)."""
+
+    async def go(ops: Operations, actor: Actor) -> UserRecord:
+        user = await ops.users.by_username(username)
+        await ops.users.revoke_operator(user, actor)
+        return user
+
+    user = run_operations(go)
+    emit(
+        {"id": user.id, "username": username, "operator": False},
+        as_json,
+        [f"{username} is no longer an operator"],
     )

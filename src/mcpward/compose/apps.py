@@ -39,10 +39,13 @@ REVOCATION_POLL = 0.5
 
 @dataclass
 class Serving:
-    """What ``mcpward serve`` runs: the server and its application."""
+    """What ``mcpward serve`` runs: the server and its application, and the operator
+    console's application when the console is enabled (served on its own listener, in
+    the same process and event loop, so its actions act on this very server)."""
 
     server: AuthorizationServer
     app: Starlette
+    console: Starlette | None
     # /readyz: set to draining when the process is told to stop.
     readiness: Readiness
 
@@ -80,7 +83,12 @@ async def open_serving(
     )
     readiness = Readiness()
     app = build_app(server, demo=demo, view=view, relay=relay, readiness=readiness)
-    return Serving(server, app, readiness)
+    console = None
+    if settings.console.enabled:
+        from mcpward.console import ConsoleApp
+
+        console = ConsoleApp(server).app
+    return Serving(server, app, console, readiness)
 
 
 def build_app(

@@ -155,14 +155,19 @@ def token_endpoint_proofs(
 
 
 def audit_log(settings: Settings, clock: Clock = system_clock, sink: str | None = None) -> AuditLog:
-    """The audit trail to ``sink`` (default: the settings' ``audit_sink``) and, with
-    ``loki_url``, to Loki as well."""
+    """The audit trail to ``sink`` (default: the settings' ``audit_sink``); with
+    ``loki_url``, to Loki as well; and to the database's ``audit_events`` table when
+    ``audit_to_table()`` (the console searches it; the server's maintenance loop purges it)."""
     sinks: list[AuditSink] = [sink_from_spec(sink or settings.audit_sink)]
     loki = settings.resolved_loki_url()
     if loki:
         from mcpward.audit.loki import LokiSink
 
         sinks.append(LokiSink(loki, labels={"service": "mcpward"}))
+    if settings.audit_to_table():
+        from mcpward.storage.audit_sink import DatabaseSink
+
+        sinks.append(DatabaseSink(settings.resolved_database_url()))
     return AuditLog(sinks, clock)
 
 

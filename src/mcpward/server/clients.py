@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -19,6 +20,8 @@ from mcpward.storage.contracts import ClientStore
 from mcpward.storage.records import AUTH_METHODS, GRANT_TYPES, ClientRecord, SecretRecord
 
 __all__ = ["AUTH_METHODS", "GRANT_TYPES", "ClientRegistry", "MetadataResolver", "NewSecret"]
+
+log = logging.getLogger("mcpward.server")
 
 # Client ID Metadata Documents are resolved by a separate component (server/_cimd.py).
 MetadataResolver = Callable[[str], Awaitable[ClientRecord | None]]
@@ -41,6 +44,7 @@ class ClientRegistry:
         secret_overlap: float,
         cache_ttl: float = 2.0,
         metadata_resolver: MetadataResolver | None = None,
+        use_resolution: float = 60.0,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -53,6 +57,10 @@ class ClientRegistry:
         ] = {}
         # Client ID Metadata Documents (server/_cimd.py), when enabled.
         self._metadata_resolver = metadata_resolver
+        # A client's last use is stored to within this many seconds (see note_use).
+        self.use_resolution = use_resolution
+        self._used: dict[str, float] = {}
+        self._touches: set[asyncio.Task[None]] = set()
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -99,6 +107,35 @@ class ClientRegistry:
             match = hmac.compare_digest(record.secret_hash, presented_hash)
             ok |= match and record.expires_at > now
         return ok
+
+    # -- last use ----------------------------------------------------------------------
+
+    def note_use(self, client_id: str) -> None:
+        """A token was issued to the client. Stored (``last_used_at``) at most once per
+        ``use_resolution`` per client in this process, in the background: the token
+        response never waits for this write, and a failed one is only logged."""
+        now = self._clock()
+        last = self._used.get(client_id)
+        if last is not None and now - last < self.use_resolution:
+            return
+        if len(self._used) > 10_000:
+            self._used.clear()
+        self._used[client_id] = now
+        task = asyncio.get_running_loop().create_task(self._touch(client_id, now))
+        self._touches.add(task)
+        task.add_done_callback(self._touches.discard)
+
+    async def _touch(self, client_id: str, at: float) -> None:
+        try:
+            await self._store.touch(client_id, at)
+        except Exception as exc:  # storage trouble: the next token tries again
+            self._used.pop(client_id, None)
+            log.warning("recording a client's last use failed: %s", type(exc).__name__)
+
+    async def aclose(self) -> None:
+        """Finish the last-use writes under way (before the store closes)."""
+        if self._touches:
+            await asyncio.gather(*self._touches, return_exceptions=True)
 
     # -- changes -----------------------------------------------------------------------
 

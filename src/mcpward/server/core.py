@@ -109,6 +109,7 @@ class AuthorizationServer:
         self.storage_outage = OutageLog("storage", log, "requests that need it answer 503")
 
     async def close(self) -> None:
+        await self.clients.aclose()
         await self.store.close()
         await self.shared.aclose()
         self.audit.close()
@@ -125,6 +126,8 @@ class AuthorizationServer:
                 await self.store.grants.purge_expired(now)
                 await self.store.metadata_documents.purge_expired(now)
                 await self.store.sessions.purge_expired(now)
+                if self.settings.audit_to_table():
+                    await self.store.audit_events.purge(now - self.settings.audit_table_retention)
             except Exception as exc:  # keep serving; readiness reports storage trouble
                 self.storage_outage.failed(type(exc).__name__)
             else:
@@ -200,10 +203,17 @@ class AuthorizationServer:
                 await self.publisher.publish(items)
 
     async def revoke_family(
-        self, family: FamilyRecord, *, reason: str, event: EventName, outcome: Outcome
+        self,
+        family: FamilyRecord,
+        *,
+        reason: str,
+        event: EventName,
+        outcome: Outcome,
+        actor: str | None = None,
     ) -> Revocation | None:
         """Revoke a grant: every refresh token of the family, and (through the revocations
-        feed) every access token issued from it. Audited as ``event``."""
+        feed) every access token issued from it. Audited as ``event`` (by ``actor``, an
+        operator, when one acted)."""
         now = self.clock()
         revocation = await self.store.grants.revoke_family(
             family.id, now, reason, now + self.revocation_ttl
@@ -218,21 +228,28 @@ class AuthorizationServer:
                 audience=family.resource,
                 reason=reason,
                 detail={"family": family.id},
+                actor=actor,
             )
         )
         return revocation
 
-    async def revoke_subject(self, subject: str, reason: str = "offboarded") -> Revocation:
+    async def revoke_subject(
+        self, subject: str, reason: str = "offboarded", *, actor: str | None = None
+    ) -> Revocation:
         """Every grant and access token of a user, at once (offboarding)."""
         now = self.clock()
         revocation = await self.store.grants.revoke_all(
             "subject", subject, now, now + self.revocation_ttl, reason
         )
         await self.publish([revocation])
-        self.audit.emit(AuditEvent("tokens.revoked", "ok", subject=subject, reason=reason))
+        self.audit.emit(
+            AuditEvent("tokens.revoked", "ok", subject=subject, reason=reason, actor=actor)
+        )
         return revocation
 
-    async def revoke_client(self, client_id: str, reason: str = "client_revoked") -> Revocation:
+    async def revoke_client(
+        self, client_id: str, reason: str = "client_revoked", *, actor: str | None = None
+    ) -> Revocation:
         """Every grant and access token of a client. Because replicas may still hold the
         client in their lookup cache for ``cache_ttl``, the revocation reaches that far into
         the future, so a token minted from a stale cache is refused too."""
@@ -245,7 +262,9 @@ class AuthorizationServer:
             reason,
         )
         await self.publish([revocation])
-        self.audit.emit(AuditEvent("tokens.revoked", "ok", client_id=client_id, reason=reason))
+        self.audit.emit(
+            AuditEvent("tokens.revoked", "ok", client_id=client_id, reason=reason, actor=actor)
+        )
         return revocation
 
     async def revoke_jti(self, jti: str, expires_at: float) -> Revocation:
@@ -256,9 +275,9 @@ class AuthorizationServer:
         await self.publish([revocation])
         return revocation
 
-    async def disable_client(self, client_id: str) -> bool:
+    async def disable_client(self, client_id: str, *, actor: str | None = None) -> bool:
         changed = await self.clients.disable(client_id)
         if changed:
-            self.audit.emit(AuditEvent("client.disabled", "ok", client_id=client_id))
-            await self.revoke_client(client_id, reason="client_disabled")
+            self.audit.emit(AuditEvent("client.disabled", "ok", client_id=client_id, actor=actor))
+            await self.revoke_client(client_id, reason="client_disabled", actor=actor)
         return changed

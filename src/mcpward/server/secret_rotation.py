@@ -56,18 +56,24 @@ class RotationReport:
 
 
 async def rotate(
-    server: AuthorizationServer, sink: SecretSink, client_id: str, overlap: float | None = None
+    server: AuthorizationServer,
+    sink: SecretSink,
+    client_id: str,
+    overlap: float | None = None,
+    *,
+    actor: str | None = None,
 ) -> NewSecret:
     """Rotate one client's secret through ``sink``; raises SecretStoreError when the store
-    refuses (nothing committed) and PromotionFailed when only the last step failed."""
-    secret, staged = await _stage_and_commit(server, sink, client_id, overlap)
+    refuses (nothing committed) and PromotionFailed when only the last step failed.
+    ``actor`` (the operator who asked) goes into the audit events."""
+    secret, staged = await _stage_and_commit(server, sink, client_id, overlap, actor)
     await _propagated(server)
-    await _promote(server, sink, staged)
+    await _promote(server, sink, staged, actor)
     return secret
 
 
 async def rotate_due(
-    server: AuthorizationServer, sink: SecretSink, within: float
+    server: AuthorizationServer, sink: SecretSink, within: float, *, actor: str | None = None
 ) -> RotationReport:
     """Settle every client against the store, then rotate every secret expiring within
     ``within`` seconds. One client's failure does not stop the others."""
@@ -76,7 +82,7 @@ async def rotate_due(
     for client in await server.store.clients.all():
         if client.disabled_at is None and client.token_endpoint_auth_method in SECRET_METHODS:
             try:
-                if not await _settle(server, sink, client.client_id, report):
+                if not await _settle(server, sink, client.client_id, report, actor):
                     behind.append(client.client_id)
             except SecretStoreError as exc:
                 report.failed[client.client_id] = str(exc)
@@ -84,7 +90,7 @@ async def rotate_due(
     committed = []
     for client_id in sorted((set(behind) | set(due)) - set(report.failed)):
         try:
-            committed.append((await _stage_and_commit(server, sink, client_id, None))[1])
+            committed.append((await _stage_and_commit(server, sink, client_id, None, actor))[1])
         except SecretStoreError as exc:
             report.failed[client_id] = str(exc)
         else:
@@ -93,14 +99,18 @@ async def rotate_due(
         await _propagated(server)
     for staged in committed:
         try:
-            await _promote(server, sink, staged)
+            await _promote(server, sink, staged, actor)
         except SecretStoreError as exc:
             report.failed[staged.client_id] = str(exc)
     return report
 
 
 async def _stage_and_commit(
-    server: AuthorizationServer, sink: SecretSink, client_id: str, overlap: float | None
+    server: AuthorizationServer,
+    sink: SecretSink,
+    client_id: str,
+    overlap: float | None,
+    actor: str | None,
 ) -> tuple[NewSecret, Staged]:
     secret = server.clients.new_secret(client_id)
     staged = await sink.stage(client_id, secret.secret, secret.expires_at)
@@ -110,7 +120,7 @@ async def _stage_and_commit(
         with contextlib.suppress(Exception):
             await sink.discard(staged)  # best effort; the next run discards it otherwise
         raise
-    server.audit.emit(AuditEvent("client.secret_rotated", "ok", client_id=client_id))
+    server.audit.emit(AuditEvent("client.secret_rotated", "ok", client_id=client_id, actor=actor))
     return secret, staged
 
 
@@ -121,7 +131,11 @@ async def _propagated(server: AuthorizationServer) -> None:
 
 
 async def _settle(
-    server: AuthorizationServer, sink: SecretSink, client_id: str, report: RotationReport
+    server: AuthorizationServer,
+    sink: SecretSink,
+    client_id: str,
+    report: RotationReport,
+    actor: str | None,
 ) -> bool:
     """Finish or discard a staged secret; whether the store now hands readers mcpward's
     newest secret, or none (always true for a sink that cannot tell)."""
@@ -132,7 +146,7 @@ async def _settle(
     staged = await sink.staged(client_id)
     if staged is not None:
         if _is(newest, staged.secret) and newest.expires_at > server.clock():
-            await _promote(server, sink, staged)
+            await _promote(server, sink, staged, actor)
             report.finished.append(client_id)
         else:
             await sink.discard(staged)
@@ -149,12 +163,16 @@ def _is(record: SecretRecord, secret: str) -> bool:
     return credential_hash(secret) == record.secret_hash
 
 
-async def _promote(server: AuthorizationServer, sink: SecretSink, staged: Staged) -> None:
+async def _promote(
+    server: AuthorizationServer, sink: SecretSink, staged: Staged, actor: str | None
+) -> None:
     try:
         await sink.promote(staged)
     except SecretStoreError as exc:
         server.audit.emit(
-            AuditEvent("client.secret_delivery_failed", "error", client_id=staged.client_id)
+            AuditEvent(
+                "client.secret_delivery_failed", "error", client_id=staged.client_id, actor=actor
+            )
         )
         raise PromotionFailed(
             f"{exc}. The new secret of {staged.client_id} is committed and staged in the "

@@ -14,12 +14,17 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
+from mcpward.storage.audit_events import AuditEventStore as AuditEventStore
+from mcpward.storage.audit_events import EventColumn as EventColumn
 from mcpward.storage.records import (
     CachedDocument,
     ClientRecord,
+    ClientSource,
+    ClientStatus,
     CodeRecord,
-    ConsentRecord,
+    Cursor,
     FamilyRecord,
+    FamilySummary,
     RefreshRecord,
     ResourceRecord,
     Revocation,
@@ -27,8 +32,8 @@ from mcpward.storage.records import (
     Rotation,
     SecretRecord,
     SigningKeyRecord,
-    UserRecord,
 )
+from mcpward.storage.user_store import UserStore as UserStore
 
 
 class ClientStore(Protocol):
@@ -76,6 +81,49 @@ class ClientStore(Protocol):
 
     async def newest_secret_expiry(self) -> dict[str, float]:
         """client_id -> expiry of its newest secret, for enabled clients that have one."""
+        ...
+
+    # -- operators: lists a page at a time, last use, clean-up ---------------------------
+
+    async def page(
+        self,
+        *,
+        before: Cursor | None = None,
+        limit: int = 50,
+        source: ClientSource | None = None,
+        status: ClientStatus | None = None,
+        search: str | None = None,
+    ) -> list[ClientRecord]:
+        """Clients newest first, ``limit`` of them after ``before`` (one indexed range
+        scan, however many clients there are); ``search`` matches id or name."""
+        ...
+
+    async def counts(self) -> dict[tuple[str, bool], int]:
+        """(source, disabled) -> how many clients."""
+        ...
+
+    async def secret_expiries(self, client_ids: Collection[str]) -> dict[str, float]:
+        """client_id -> expiry of its newest secret, for the clients among ``client_ids``
+        that have one."""
+        ...
+
+    async def touch(self, client_id: str, at: float) -> None:
+        """Record that a token was issued to the client at ``at`` (never moves back)."""
+        ...
+
+    async def never_used(
+        self, source: ClientSource, created_before: float, limit: int = 1000
+    ) -> list[ClientRecord]:
+        """Clients of ``source`` created before ``created_before`` that never got a token
+        (no last use, no grant), oldest first."""
+        ...
+
+    async def delete_never_used(
+        self, client_ids: Collection[str], created_before: float
+    ) -> list[str]:
+        """Delete those of ``client_ids`` that are still never used and older than
+        ``created_before``, with their secrets and consents, in one transaction; the ids
+        deleted (a client used meanwhile is kept)."""
         ...
 
 
@@ -148,6 +196,28 @@ class GrantStore(Protocol):
     async def families_of(
         self, *, subject: str | None = None, client_id: str | None = None
     ) -> list[FamilyRecord]: ...
+
+    async def family(self, family_id: str) -> FamilyRecord | None: ...
+
+    async def family_page(
+        self,
+        *,
+        subject: str | None = None,
+        client_id: str | None = None,
+        live_only: bool = False,
+        before: Cursor | None = None,
+        limit: int = 50,
+    ) -> list[FamilySummary]:
+        """Families newest first (of a subject, a client, or all), with when each last
+        rotated and how many refresh tokens it issued; one indexed range scan."""
+        ...
+
+    async def live_families(
+        self, *, client_ids: Collection[str] = (), subjects: Collection[str] = ()
+    ) -> dict[str, int]:
+        """client_id (or subject) -> how many of its families are not revoked (nor
+        purged); give one of the two."""
+        ...
 
     async def last_issued(self, subject: str) -> dict[tuple[str, str], float]:
         """(client_id, resource) -> when the subject's grant last issued a token (its newest
@@ -229,46 +299,6 @@ class SessionStore(Protocol):
     async def purge_expired(self, now: float) -> int: ...
 
 
-class UserStore(Protocol):
-    """People who sign in, and what they consented to."""
-
-    async def get(self, user_id: str) -> UserRecord | None: ...
-
-    async def by_username(self, username: str) -> UserRecord | None: ...
-
-    async def by_email(self, email: str) -> list[UserRecord]: ...
-
-    async def by_upstream(self, issuer: str, subject: str) -> UserRecord | None: ...
-
-    async def all(self) -> list[UserRecord]: ...
-
-    async def create(self, record: UserRecord) -> None: ...
-
-    async def set_disabled(self, user_id: str, at: float | None) -> bool: ...
-
-    async def set_password_hash(self, user_id: str, password_hash: str) -> bool: ...
-
-    async def set_totp_secret(self, user_id: str, encrypted: bytes | None) -> bool: ...
-
-    async def link_upstream(self, user_id: str, issuer: str, subject: str) -> bool:
-        """Link an upstream identity; False when it is linked to someone else already."""
-        ...
-
-    async def get_consent(
-        self, user_id: str, client_id: str, resource: str
-    ) -> ConsentRecord | None: ...
-
-    async def put_consent(self, record: ConsentRecord) -> None:
-        """Create or replace the consent of (user, client, resource)."""
-        ...
-
-    async def consents_of(self, user_id: str) -> list[ConsentRecord]: ...
-
-    async def revoke_consent(self, user_id: str, client_id: str, resource: str) -> bool: ...
-
-    async def forget_consents(self, user_id: str) -> int: ...
-
-
 class MetadataDocumentStore(Protocol):
     """Validated Client ID Metadata Documents, cached by URL."""
 
@@ -311,6 +341,9 @@ class Store(Protocol):
 
     @property
     def metadata_documents(self) -> MetadataDocumentStore: ...
+
+    @property
+    def audit_events(self) -> AuditEventStore: ...
 
     async def ping(self) -> None:
         """Raise when storage is unreachable (readiness)."""

@@ -18,6 +18,9 @@ GrantType = Literal[
 ApplicationType = Literal["native", "web"]
 SigningAlg = Literal["ES256", "EdDSA"]
 RevocationKind = Literal["jti", "family", "subject", "client"]
+ClientStatus = Literal["active", "disabled"]
+# A position in a list ordered newest first: (created_at, id) of the last row shown.
+Cursor = tuple[float, str]
 
 AUTH_METHODS: tuple[AuthMethod, ...] = (
     "none",
@@ -71,6 +74,8 @@ class ClientRecord:
     disabled_at: float | None = None
     # RFC 9449 §5.2: refuse this client's token requests that carry no DPoP proof.
     dpop_bound_access_tokens: bool = False
+    # When a token was last issued to it (to the minute); None: never.
+    last_used_at: float | None = None
 
     @property
     def is_public(self) -> bool:
@@ -177,6 +182,8 @@ class UserRecord:
     totp_secret_enc: bytes | None = None
     upstream_issuer: str | None = None
     upstream_subject: str | None = None
+    # Since when the user may sign in to the operator console; None: not an operator.
+    operator_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,3 +222,54 @@ class Revocation:
     key: str
     revoked_at: float
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySummary:
+    """A token family as the operator sees it: the grant, when it last rotated, and how
+    many refresh tokens it has issued (those not yet purged)."""
+
+    family: FamilyRecord
+    last_rotated_at: float | None
+    refresh_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One audit event as kept in the ``audit_events`` table."""
+
+    id: int
+    timestamp: float
+    event: str
+    outcome: str
+    client_id: str | None = None
+    subject: str | None = None
+    jti: str | None = None
+    tool: str | None = None
+    method: str | None = None
+    audience: str | None = None
+    scopes: tuple[str, ...] = ()
+    reason: str | None = None
+    actor: str | None = None
+    request_id: str | None = None
+    duration_ms: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """What an activity search asks for: events from ``since`` up to ``until``, where
+    every field given matches (None: any); ``events`` and ``outcomes`` allow any of
+    several (empty: any)."""
+
+    since: float
+    until: float
+    subject: str | None = None
+    client_id: str | None = None
+    jti: str | None = None
+    tool: str | None = None
+    outcome: str | None = None
+    event: str | None = None
+    actor: str | None = None
+    events: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()

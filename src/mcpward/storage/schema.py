@@ -73,6 +73,11 @@ clients = Table(
     Column("disabled_at", Float, nullable=True),
     # RFC 9449 §5.2: every token request of this client must carry a DPoP proof.
     Column("dpop_bound_access_tokens", Boolean, nullable=False, server_default=text("false")),
+    # When a token was last issued to the client, written at most once a minute per
+    # replica (the token endpoint must not write on every request). Null: never used.
+    Column("last_used_at", Float, nullable=True),
+    # The operator console and the CLI list clients newest first, a page at a time.
+    Index("ix_clients_created_at", "created_at", "client_id"),
 )
 
 client_secrets = Table(
@@ -108,6 +113,8 @@ users = Table(
     Column("upstream_subject", String(255), nullable=True),
     Column("created_at", Float, nullable=False),
     Column("disabled_at", Float, nullable=True),
+    # Since when the user may sign in to the operator console (granted by the CLI).
+    Column("operator_since", Float, nullable=True),
     UniqueConstraint("upstream_issuer", "upstream_subject", name="uq_users_upstream"),
 )
 
@@ -129,8 +136,10 @@ token_families = Table(
     # A public client's grant bound to its DPoP key (RFC 9449 §5): the JWK thumbprint
     # every refresh must prove possession of.
     Column("dpop_jkt", String(64), nullable=True),
-    Index("ix_token_families_subject", "subject"),
-    Index("ix_token_families_client_id", "client_id"),
+    # Per user and per client, newest first (the console's lists, a page at a time).
+    Index("ix_token_families_subject", "subject", "created_at"),
+    Index("ix_token_families_client_id", "client_id", "created_at"),
+    Index("ix_token_families_created_at", "created_at"),
 )
 
 authorization_codes = Table(
@@ -250,4 +259,40 @@ revoked_sessions = Table(
     Column("sid_hash", String(64), primary_key=True),
     Column("expires_at", Float, nullable=False),
     Index("ix_revoked_sessions_expires_at", "expires_at"),
+)
+
+# Recent audit events where the operator console can search them, written in batches by
+# the database audit sink (mcpward.storage.audit_sink) of the server and of guards in other
+# processes, and purged after ``audit_table_retention`` by the server's maintenance loop.
+# The same fields as an audit line: identifiers, never a token or a secret.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("timestamp", Float, nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("client_id", String(2048), nullable=True),
+    Column("subject", String(255), nullable=True),
+    Column("jti", String(255), nullable=True),
+    Column("tool", String(255), nullable=True),
+    Column("method", String(255), nullable=True),
+    Column("audience", String(2048), nullable=True),
+    Column("scopes", Text, nullable=True),  # space-separated
+    Column("reason", String(255), nullable=True),
+    # Who acted, for operator actions: "console:USERNAME" or "cli:OS-USER".
+    Column("actor", String(255), nullable=True),
+    Column("request_id", String(255), nullable=True),
+    Column("duration_ms", Float, nullable=True),
+    Column("detail", JSON, nullable=False),
+    # Searches are by one identifier, newest first; counts by outcome or event over time.
+    Index("ix_audit_events_timestamp", "timestamp"),
+    Index("ix_audit_events_subject", "subject", "id"),
+    Index("ix_audit_events_client_id", "client_id", "id"),
+    Index("ix_audit_events_jti", "jti"),
+    Index("ix_audit_events_tool", "tool", "id"),
+    Index("ix_audit_events_outcome", "outcome", "timestamp"),
+    Index("ix_audit_events_event", "event", "timestamp"),
 )

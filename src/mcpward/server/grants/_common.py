@@ -116,6 +116,7 @@ def issue(
     if requested and set(requested) != set(scopes):
         # Scope tokens are validated (RFC 6749 §3.3 syntax, known to the resource).
         audit_detail["requested_scope"] = _scopes.render(requested)
+    server.clients.note_use(client_id)
     server.audit.emit(
         AuditEvent(
             event,

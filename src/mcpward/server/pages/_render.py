@@ -49,10 +49,19 @@ def content_security_policy(form_targets: Iterable[str] = ()) -> str:
 
 
 class Renderer:
-    def __init__(self, globals_: dict[str, Any], *, https: bool = False) -> None:
+    """Pages from the ``templates`` folder of ``package`` (the sign-in pages', or another
+    set of pages that wants the same rendering and headers: the operator console)."""
+
+    def __init__(
+        self,
+        globals_: dict[str, Any],
+        *,
+        https: bool = False,
+        package: str = "mcpward.server.pages",
+    ) -> None:
         self.https = https
         self.env = Environment(
-            loader=PackageLoader("mcpward.server.pages", "templates"),
+            loader=PackageLoader(package, "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
             trim_blocks=True,
             lstrip_blocks=True,

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcpward.storage.database import open_engine, upgrade
+from mcpward.storage.sql.audit_events import SqlAuditEvents
 from mcpward.storage.sql.clients import SqlClients
 from mcpward.storage.sql.grants import SqlGrants
 from mcpward.storage.sql.keys import SqlKeys
@@ -19,7 +20,7 @@ from mcpward.storage.sql.revocations import SqlRevocationLog
 from mcpward.storage.sql.sessions import SqlSessions
 from mcpward.storage.sql.users import SqlUsers
 
-__all__ = ["SqlRevocationLog", "SqlStore"]
+__all__ = ["SqlAuditEvents", "SqlRevocationLog", "SqlStore"]
 
 
 class SqlStore:
@@ -33,6 +34,7 @@ class SqlStore:
         self.sessions = SqlSessions(engine)
         self.users = SqlUsers(engine)
         self.metadata_documents = SqlMetadataDocuments(engine)
+        self.audit_events = SqlAuditEvents(engine)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> SqlStore:

@@ -24,3 +24,10 @@ def to_values(record: object) -> dict[str, Any]:
     for name in _TUPLE_FIELDS & values.keys():
         values[name] = list(values[name])
     return values
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, its wildcards taken literally (escape
+    character: backslash)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

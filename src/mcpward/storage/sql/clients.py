@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcpward.storage.database import writer
-from mcpward.storage.records import ClientRecord, SecretRecord
-from mcpward.storage.schema import client_secrets, clients
-from mcpward.storage.sql._rows import to_record, to_values
+from mcpward.storage.records import ClientRecord, ClientSource, ClientStatus, Cursor, SecretRecord
+from mcpward.storage.schema import client_secrets, clients, consents, token_families
+from mcpward.storage.sql._rows import like_pattern, to_record, to_values
 
 
 class SqlClients:
@@ -121,3 +121,120 @@ class SqlClients:
                 await conn.execute(select(clients).where(clients.c.client_id.in_(client_ids)))
             ).all()
         return {r.client_id: to_record(ClientRecord, r) for r in rows}
+
+    # -- operators ----------------------------------------------------------------------
+
+    async def page(
+        self,
+        *,
+        before: Cursor | None = None,
+        limit: int = 50,
+        source: ClientSource | None = None,
+        status: ClientStatus | None = None,
+        search: str | None = None,
+    ) -> list[ClientRecord]:
+        """Newest first by (created_at, client_id), read backwards along
+        ``ix_clients_created_at`` from ``before``: the same cost on page 1 and page 200."""
+        query = select(clients)
+        if before is not None:
+            query = query.where(tuple_(clients.c.created_at, clients.c.client_id) < before)
+        if source is not None:
+            query = query.where(clients.c.source == source)
+        if status == "active":
+            query = query.where(clients.c.disabled_at.is_(None))
+        elif status == "disabled":
+            query = query.where(clients.c.disabled_at.is_not(None))
+        if search:
+            pattern = like_pattern(search)
+            query = query.where(
+                or_(
+                    clients.c.client_id.ilike(pattern, escape="\\"),
+                    clients.c.name.ilike(pattern, escape="\\"),
+                )
+            )
+        query = query.order_by(clients.c.created_at.desc(), clients.c.client_id.desc())
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit))).all()
+        return [to_record(ClientRecord, r) for r in rows]
+
+    async def counts(self) -> dict[tuple[str, bool], int]:
+        disabled = clients.c.disabled_at.is_not(None)
+        query = select(clients.c.source, disabled, func.count()).group_by(
+            clients.c.source, disabled
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {(source, bool(off)): int(n) for source, off, n in rows}
+
+    async def secret_expiries(self, client_ids: Collection[str]) -> dict[str, float]:
+        if not client_ids:
+            return {}
+        query = (
+            select(client_secrets.c.client_id, func.max(client_secrets.c.expires_at))
+            .where(client_secrets.c.client_id.in_(client_ids))
+            .group_by(client_secrets.c.client_id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {client_id: float(expires) for client_id, expires in rows}
+
+    async def touch(self, client_id: str, at: float) -> None:
+        async with self._writer.begin() as conn:
+            await conn.execute(
+                update(clients)
+                .where(
+                    clients.c.client_id == client_id,
+                    or_(clients.c.last_used_at.is_(None), clients.c.last_used_at < at),
+                )
+                .values(last_used_at=at)
+            )
+
+    def _never_used(self, source: ClientSource, created_before: float) -> list[ColumnElement[bool]]:
+        has_grant = exists().where(token_families.c.client_id == clients.c.client_id)
+        return [
+            clients.c.source == source,
+            clients.c.created_at < created_before,
+            clients.c.last_used_at.is_(None),
+            ~has_grant,
+        ]
+
+    async def never_used(
+        self, source: ClientSource, created_before: float, limit: int = 1000
+    ) -> list[ClientRecord]:
+        query = (
+            select(clients)
+            .where(*self._never_used(source, created_before))
+            .order_by(clients.c.created_at, clients.c.client_id)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [to_record(ClientRecord, r) for r in rows]
+
+    async def delete_never_used(
+        self, client_ids: Collection[str], created_before: float
+    ) -> list[str]:
+        """Only dynamically registered clients are ever deleted: the conditions are checked
+        again inside the transaction, so a client that got a token meanwhile stays."""
+        if not client_ids:
+            return []
+        conditions = self._never_used("dcr", created_before)
+        async with self._writer.begin() as conn:
+            doomed = [
+                row.client_id
+                for row in (
+                    await conn.execute(
+                        select(clients.c.client_id).where(
+                            clients.c.client_id.in_(client_ids),
+                            *conditions,
+                        )
+                    )
+                ).all()
+            ]
+            if doomed:
+                await conn.execute(delete(consents).where(consents.c.client_id.in_(doomed)))
+                await conn.execute(
+                    delete(client_secrets).where(client_secrets.c.client_id.in_(doomed))
+                )
+                await conn.execute(delete(clients).where(clients.c.client_id.in_(doomed)))
+        return sorted(doomed)

@@ -8,16 +8,18 @@ token cannot both succeed, on SQLite (serialised by BEGIN IMMEDIATE) and on Post
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import ColumnElement, Update, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Update, delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mcpward.storage.database import writer
 from mcpward.storage.records import (
     CodeRecord,
+    Cursor,
     FamilyRecord,
+    FamilySummary,
     RefreshRecord,
     Revocation,
     RevocationKind,
@@ -188,6 +190,73 @@ class SqlGrants:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [to_record(FamilyRecord, r) for r in rows]
+
+    async def family(self, family_id: str) -> FamilyRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(token_families).where(token_families.c.id == family_id))
+            ).first()
+        return to_record(FamilyRecord, row) if row else None
+
+    async def family_page(
+        self,
+        *,
+        subject: str | None = None,
+        client_id: str | None = None,
+        live_only: bool = False,
+        before: Cursor | None = None,
+        limit: int = 50,
+    ) -> list[FamilySummary]:
+        """Newest first along (subject|client_id, created_at) or created_at; the refresh
+        tokens of the page's families are counted in a second, indexed query."""
+        query = select(token_families)
+        if subject is not None:
+            query = query.where(token_families.c.subject == subject)
+        if client_id is not None:
+            query = query.where(token_families.c.client_id == client_id)
+        if live_only:
+            query = query.where(token_families.c.revoked_at.is_(None))
+        if before is not None:
+            query = query.where(tuple_(token_families.c.created_at, token_families.c.id) < before)
+        query = query.order_by(token_families.c.created_at.desc(), token_families.c.id.desc())
+        async with self._engine.connect() as conn:
+            families = [
+                to_record(FamilyRecord, r) for r in (await conn.execute(query.limit(limit))).all()
+            ]
+            rotations = {}
+            if families:
+                rows = await conn.execute(
+                    select(
+                        refresh_tokens.c.family_id,
+                        func.count(),
+                        func.max(refresh_tokens.c.created_at),
+                    )
+                    .where(refresh_tokens.c.family_id.in_([f.id for f in families]))
+                    .group_by(refresh_tokens.c.family_id)
+                )
+                rotations = {fid: (int(n), newest) for fid, n, newest in rows.all()}
+        summaries = []
+        for family in families:
+            count, newest = rotations.get(family.id, (0, None))
+            # The first refresh token is issued with the family: rotations come after.
+            rotated = newest if newest is not None and newest > family.created_at else None
+            summaries.append(FamilySummary(family, rotated, count))
+        return summaries
+
+    async def live_families(
+        self, *, client_ids: Collection[str] = (), subjects: Collection[str] = ()
+    ) -> dict[str, int]:
+        if bool(client_ids) == bool(subjects):
+            return {}
+        column = token_families.c.client_id if client_ids else token_families.c.subject
+        query = (
+            select(column, func.count())
+            .where(column.in_(client_ids or subjects), token_families.c.revoked_at.is_(None))
+            .group_by(column)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {key: int(n) for key, n in rows}
 
     # -- wholesale revocation -----------------------------------------------------------
 

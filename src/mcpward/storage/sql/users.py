@@ -3,13 +3,15 @@ factor, and the consents they gave to clients."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mcpward.storage.database import writer
 from mcpward.storage.records import ConsentRecord, UserRecord
 from mcpward.storage.schema import consents, users
-from mcpward.storage.sql._rows import to_record, to_values
+from mcpward.storage.sql._rows import like_pattern, to_record, to_values
 
 
 class SqlUsers:
@@ -26,6 +28,13 @@ class SqlUsers:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(users).where(users.c.username == username))).first()
         return to_record(UserRecord, row) if row else None
+
+    async def get_many(self, user_ids: Collection[str]) -> dict[str, UserRecord]:
+        if not user_ids:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(users).where(users.c.id.in_(user_ids)))).all()
+        return {r.id: to_record(UserRecord, r) for r in rows}
 
     async def by_email(self, email: str) -> list[UserRecord]:
         async with self._engine.connect() as conn:
@@ -49,6 +58,42 @@ class SqlUsers:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(select(users).order_by(users.c.username))).all()
         return [to_record(UserRecord, r) for r in rows]
+
+    async def page(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 50,
+        search: str | None = None,
+        operators_only: bool = False,
+    ) -> list[UserRecord]:
+        """By username along its unique index, ``limit`` after ``after``."""
+        query = select(users)
+        if after is not None:
+            query = query.where(users.c.username > after)
+        if operators_only:
+            query = query.where(users.c.operator_since.is_not(None))
+        if search:
+            pattern = like_pattern(search)
+            query = query.where(
+                users.c.username.ilike(pattern, escape="\\")
+                | users.c.email.ilike(pattern, escape="\\")
+                | users.c.display_name.ilike(pattern, escape="\\")
+            )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(users.c.username).limit(limit))).all()
+        return [to_record(UserRecord, r) for r in rows]
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+
+    async def set_operator(self, user_id: str, since: float | None) -> bool:
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                update(users).where(users.c.id == user_id).values(operator_since=since)
+            )
+        return result.rowcount > 0
 
     async def create(self, record: UserRecord) -> None:
         async with self._writer.begin() as conn:
