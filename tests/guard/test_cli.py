@@ -147,7 +147,10 @@ async def test_gateway_process_honours_revocation(
     assert delay < 1.5
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     outcomes = [e["outcome"] for e in audit if e.get("tool") == "search_orders"]
-    assert outcomes[0] == "ok" and outcomes[-1] == "unauthorized"
+    # Each line is written after its answer is sent, so the last call served before the
+    # revocation may land after the refusal's line: compare counts, not order.
+    assert outcomes[0] == "ok" and "unauthorized" in outcomes
+    assert outcomes.count("ok") >= 1 + still_served  # a call that timed out may count too
     assert all(token not in line for line in (tmp_path / "audit.jsonl").read_text().splitlines())
 
 
