@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -225,12 +226,34 @@ class Variant:
     name: str
     url: str
     script: Path
+    pids: list[int]  # the server processes that serve it (the gateway: both)
     busy: list[WrkResult] = field(default_factory=list)  # 16 connections
     single: list[WrkResult] = field(default_factory=list)  # 1 connection
+    cpu: list[float] = field(default_factory=list)  # server CPU µs per request, busy runs
+
+    def run(self, wrk: Wrk, seconds: int) -> WrkResult:
+        before = sum(cpu_ns(pid) for pid in self.pids)
+        result = wrk.run(self.url, self.script, seconds, self.name)
+        used = sum(cpu_ns(pid) for pid in self.pids) - before
+        if wrk.connections > 1:
+            self.busy.append(result)
+            self.cpu.append(used / 1000 / result.requests)
+        else:
+            self.single.append(result)
+        return result
 
 
-def _start(procs: Processes, work: Path, name: str, cmd: list[str], port: int) -> None:
-    """Start a server; wait until its port accepts connections."""
+def cpu_ns(pid: int) -> int:
+    """CPU time the process has used, all its threads (schedstat: nanoseconds)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+    return total
+
+
+def _start(procs: Processes, work: Path, name: str, cmd: list[str], port: int) -> int:
+    """Start a server; wait until its port accepts connections; its pid."""
     log_path = work / f"{name}.log"
     proc = procs.start(cmd, log=log_path, env=dict(os.environ), cwd=work)
     deadline = time.monotonic() + 60
@@ -239,7 +262,7 @@ def _start(procs: Processes, work: Path, name: str, cmd: list[str], port: int) -
             raise BenchError(f"{name} exited ({proc.returncode}):\n{tail(log_path)}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+                return proc.pid
         time.sleep(0.05)
     raise BenchError(f"{name} did not start:\n{tail(log_path)}")
 
@@ -249,9 +272,11 @@ def start_variants(procs: Processes, work: Path, key: ECKey) -> dict[str, Varian
     jwks = json.dumps({"keys": [key.as_dict(private=False)]})
     ports = {name: free_port() for name in ("issuer", *VARIANTS)}
     issuer = f"http://127.0.0.1:{ports['issuer']}"
+    pids: dict[str, list[int]] = {}
     for kind in ("issuer", "direct", "guard", "sdk-auth"):
         own = [sys.executable, __file__, "--serve", kind, "--port", str(ports[kind])]
-        _start(procs, work, kind, [*own, "--jwks", jwks, "--issuer", issuer], ports[kind])
+        cmd = [*own, "--jwks", jwks, "--issuer", issuer]
+        pids[kind] = [_start(procs, work, kind, cmd, ports[kind])]
     gateway = [
         sys.executable,
         "-m",
@@ -270,7 +295,7 @@ def start_variants(procs: Processes, work: Path, key: ECKey) -> dict[str, Varian
         "--audit",
         f"file:{os.devnull}",
     ]
-    _start(procs, work, "gateway", gateway, ports["gateway"])
+    pids["gateway"] = [_start(procs, work, "gateway", gateway, ports["gateway"]), *pids["direct"]]
     variants: dict[str, Variant] = {}
     for name in VARIANTS:
         url = f"http://127.0.0.1:{ports[name]}/mcp"
@@ -279,7 +304,7 @@ def start_variants(procs: Processes, work: Path, key: ECKey) -> dict[str, Varian
             headers["authorization"] = f"Bearer {mint(key, url, issuer=issuer)}"
         script = work / f"{name}.lua"
         script.write_text(json_post_lua(json.dumps(CALL), headers, EXPECT))
-        variants[name] = Variant(name, url, script)
+        variants[name] = Variant(name, url, script, pids[name])
     return variants
 
 
@@ -300,12 +325,12 @@ def throughput(args: argparse.Namespace, key: ECKey) -> None:
                 single = Wrk(threads=1, connections=1, cpus=wrk_cpus)
                 for v in variants.values():  # warm-up: connections, caches, first calls
                     busy.run(v.url, v.script, 1, f"{v.name} warm-up")
-                    v.busy, v.single = [], []
+                    v.busy, v.single, v.cpu = [], [], []
                 for r in range(args.rounds):
-                    log(f"{mode}: round {r + 1}/{args.rounds}")
+                    log(f"{mode}: round {r + 1}/{args.rounds}, load {os.getloadavg()[0]:.1f}")
                     for v in variants.values():
-                        v.busy.append(busy.run(v.url, v.script, args.seconds, v.name))
-                        v.single.append(single.run(v.url, v.script, args.seconds, v.name))
+                        v.run(busy, args.seconds)
+                        v.run(single, args.seconds)
                 _report(mode, variants, args)
             for name in ("direct", "guard", "sdk-auth", "gateway"):
                 assert_clean_log(name, work / f"{name}.log")
@@ -323,6 +348,7 @@ def _report(mode: str, variants: dict[str, Variant], args: argparse.Namespace) -
         added = median(
             [(s.p50_ms - d.p50_ms) * 1000 for s, d in zip(v.single, direct.single, strict=True)]
         )
+        capacity = median([d / c for c, d in zip(v.cpu, direct.cpu, strict=True)])
         rows.append(
             [
                 VARIANTS[v.name],
@@ -330,6 +356,8 @@ def _report(mode: str, variants: dict[str, Variant], args: argparse.Namespace) -
                 f"{median([b.p50_ms for b in v.busy]):.2f}",
                 f"{median([b.p99_ms for b in v.busy]):.2f}",
                 f"{ratio:.3f}",
+                f"{median(v.cpu):,.0f}",
+                f"{capacity:.3f}",
                 f"{median([s.rate for s in v.single]):,.0f}",
                 f"{median([s.p50_ms for s in v.single]):.3f}",
                 "" if v is direct else f"{added:,.0f}",
@@ -349,11 +377,19 @@ def _report(mode: str, variants: dict[str, Variant], args: argparse.Namespace) -
             "p50 ms",
             "p99 ms",
             "vs direct",
+            "CPU µs/req",
+            "CPU vs direct",
             "req/s @1",
             "p50 ms @1",
             "added µs @1",
         ],
         rows,
+    )
+    print(
+        "CPU µs/req: the variant's server processes (the gateway: gateway + upstream), all\n"
+        "threads, at 16 connections; CPU vs direct = direct's CPU per request / the\n"
+        "variant's: the capacity ratio of one core, which other work on the machine\n"
+        "does not skew the way it skews req/s.\n"
     )
 
 
@@ -598,6 +634,7 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=5000)
     parser.add_argument("--redis", default=os.environ.get("MCPWARD_BENCH_REDIS"))
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port, args.jwks, args.issuer)
@@ -609,7 +646,8 @@ def main() -> None:
         await decision(args, key)
         await overhead(args, key)
 
-    asyncio.run(in_process())
+    if not args.skip_in_process:
+        asyncio.run(in_process())
     if not args.skip_throughput:
         throughput(args, key)
     log(f"load average after: {os.getloadavg()[0]:.2f}")
