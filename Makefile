@@ -39,7 +39,7 @@ $(VENV)/.installed-test: pyproject.toml requirements.lock
 
 # The quality gates, over the code, the tests, the benchmarks and the shipped plugins:
 # ruff (lint and format) and mypy in strict mode (files as in pyproject's [tool.mypy]).
-LINT_PATHS := src tests bench security
+LINT_PATHS := src tests bench security scripts
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything `make test` needs on a fresh Debian machine: servers the tests start
-# themselves (PostgreSQL, Redis), the browser (Debian chromium), a Secret Service for keyring
-# tests, the npm packages (oidc-provider, the MCP conformance suite, Node 22) and the Python
-# package with its dev tools. Idempotent: a second run installs nothing.
+# themselves (PostgreSQL, Redis, and HAProxy in front of the multi-replica topology), the
+# browser (Debian chromium), a Secret Service for keyring tests, the npm packages
+# (oidc-provider, the MCP conformance suite, Node 22) and the Python package with its dev
+# tools. Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,7 @@ command -v gnome-keyring-daemon >/dev/null || need_apt+=(gnome-keyring)
 command -v dbus-run-session >/dev/null || need_apt+=(dbus)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
 command -v wrk >/dev/null || need_apt+=(wrk)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 if ((${#need_apt[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     sudo_cmd=""

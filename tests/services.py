@@ -7,6 +7,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -42,67 +43,75 @@ def _pg_bin(name: str) -> str:
     return path
 
 
+class PostgresProcess:
+    """A throw-away PostgreSQL cluster on a free port that a test can stop and start again
+    on the same port and data (outages). ``url`` is an asyncpg SQLAlchemy URL of the
+    ``postgres`` database."""
+
+    def __init__(self) -> None:
+        self._root = Path(tempfile.mkdtemp(prefix="mcpward-pg-"))
+        self._data = self._root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+asyncpg://mcpward@127.0.0.1:{self.port}/postgres"
+        self._proc: subprocess.Popen[bytes] | None = None
+        # PostgreSQL refuses to run as root; CI runs as root, so run it as postgres.
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self._root, user.pw_uid, user.pw_gid)
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(
+            [*self._as_user, _pg_bin("initdb"), "-D", str(self._data), "-U", "mcpward",
+             "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            [*self._as_user, _pg_bin("postgres"), "-D", str(self._data), "-p", str(self.port),
+             "-h", "127.0.0.1", "-k", str(self._root), "-c", "fsync=off",
+             "-c", "max_connections=200"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_for_port(self.port)
+        for _ in range(100):
+            ready = subprocess.run(
+                [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                capture_output=True,
+            )
+            if ready.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("PostgreSQL did not become ready")
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT): every client connection is cut, as in an outage. The
+        signal goes to the postmaster itself (runuser does not pass SIGINT on)."""
+        if self._proc is not None:
+            pid = int((self._data / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGINT)
+            self._proc.wait(timeout=30)
+            self._proc = None
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=30)
+            self._proc = None
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """A throw-away PostgreSQL cluster; yields an asyncpg SQLAlchemy URL."""
-    root = Path(tempfile.mkdtemp(prefix="mcpward-pg-"))
-    data = root / "data"
-    port = free_port()
-    # PostgreSQL refuses to run as root; CI runs as root, so run it as the postgres user.
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [
-            *as_user,
-            _pg_bin("initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "mcpward",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    proc = subprocess.Popen(
-        [
-            *as_user,
-            _pg_bin("postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-            "-k",
-            str(root),
-            "-c",
-            "fsync=off",
-            "-c",
-            "max_connections=200",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = PostgresProcess()
     try:
-        _wait_for_port(port)
-        for _ in range(100):
-            ready = subprocess.run(
-                [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
-            )
-            if ready.returncode == 0:
-                break
-            time.sleep(0.1)
-        yield f"postgresql+asyncpg://mcpward@127.0.0.1:{port}/postgres"
+        server.start()
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(root, ignore_errors=True)
+        server.close()
 
 
 def create_database(admin_url: str, name: str) -> str:

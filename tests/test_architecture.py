@@ -15,23 +15,34 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mcpward"
 
 # What each package may import from mcpward (module-level and function-level imports
 # alike: a function-local import does not make a dependency go away). The modules at the
-# top (errors, _clock, _secrets, _asgi, config) are shared vocabulary.
-SHARED = {"errors", "_clock", "_secrets", "_asgi", "config"}
+# top (errors, _clock, _secrets, _asgi, _outage, config and the two modules it is made of,
+# _config_federation and _hosts) are shared vocabulary.
+SHARED = {
+    "errors",
+    "_clock",
+    "_secrets",
+    "_asgi",
+    "_outage",
+    "config",
+    "_config_federation",
+    "_hosts",
+}
 ALLOWED: dict[str, set[str]] = {
     "storage": set(),
     "audit": set(),
     # DPoP proofs (RFC 9449): checked by server and guards, made by the client.
     "dpop": set(),
+    "_secret_stores": set(),  # boto3 and hvac adapters: server sinks and client stores
     "revocation": {"storage"},
     "state": {"revocation", "storage"},
-    "server": {"storage", "revocation", "state", "audit", "dpop"},
+    "server": {"storage", "revocation", "state", "audit", "dpop", "_secret_stores"},
     "guard": {"revocation", "state", "audit", "storage", "dpop"},
-    "client": {"audit", "dpop"},
+    "client": {"audit", "dpop", "_secret_stores"},
     "compose": {"server", "storage", "revocation", "state", "audit", "guard", "demo", "dpop"},
     "demo": {"guard", "server", "storage", "revocation", "state", "audit"},
     "testing": {"compose", "server", "guard", "storage", "revocation", "state", "audit"},
     "cli": {"compose", "server", "guard", "client", "storage", "revocation", "state", "audit"}
-    | {"demo", "dpop"},
+    | {"demo", "dpop", "_secret_stores"},
     "__main__": {"cli"},
 }
 MAX_LINES = 400

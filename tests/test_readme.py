@@ -13,7 +13,9 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
 def test_example_configuration_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    [example] = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
+    # The first TOML block is the configuration example; later ones show single settings
+    # or sections (tests/enterprise/test_operator.py loads the enterprise ones).
+    example = re.findall(r"```toml\n(.*?)```", README, flags=re.S)[0]
     config = tmp_path / "mcpward.toml"
     config.write_text(example)
     monkeypatch.setenv("MCPWARD_CONFIG", str(config))

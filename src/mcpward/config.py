@@ -7,7 +7,6 @@ never printed back (``SecretStr``).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import secrets
@@ -30,6 +29,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from mcpward._config_federation import ExchangePolicy, Federation, TrustedIssuer, WorkloadRule
+from mcpward._hosts import is_loopback_host
 from mcpward.errors import ConfigError
 
 CONFIG_ENV = "MCPWARD_CONFIG"
@@ -202,9 +203,11 @@ class Settings(BaseSettings):
     # published to the guards that read the same Redis. Empty: this process only, and
     # guards learn of revocations by polling the database.
     redis_url: SecretStr = SecretStr("")
-    # Let a refresh request that re-presents a just-rotated token within this many seconds
-    # fail without revoking the family (0 = strict RFC 9700 reuse detection).
-    refresh_reuse_grace: float = 0.0
+    # A refresh token presented again by its client within this many seconds of its
+    # rotation gets the same successor (a retry after a lost answer, two workers at once)
+    # instead of revoking the grant; later, it is a reuse and revokes the family.
+    # 0 = strict RFC 9700 reuse detection.
+    refresh_retry_window: float = Field(default=30.0, ge=0.0, le=300.0)
     dpop: DPoPSettings = Field(default_factory=DPoPSettings)
 
     client_metadata_documents: ClientMetadataDocuments = Field(
@@ -222,9 +225,25 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
 
+    # Enterprise and workload identity (SEP-990 ID-JAGs, SEP-1933 workload JWTs) and
+    # on-behalf-of exchanges for downstream APIs (RFC 8693): see mcpward._config_federation.
+    trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+    workload_rules: list[WorkloadRule] = Field(default_factory=list)
+    token_exchange: list[ExchangePolicy] = Field(default_factory=list)
+
     audit_sink: str = "stdout"
-    # Where `clients rotate-due` hands new secrets: "dir:/run/secrets/mcpward" (a 0600
-    # file per client) or "command:/usr/local/bin/push-secret" (secret on stdin).
+    # Also push the audit trail to Grafana Loki (http(s)://host:3100), batched in the
+    # background: a Loki outage never slows or fails a request.
+    loki_url: SecretStr = SecretStr("")
+    # Seconds between SIGTERM and closing the listening socket, while /readyz answers 503
+    # so that load balancers stop sending new requests; in-flight requests then finish
+    # (up to 30 s). Set it above the balancer's health-check interval times its failure
+    # threshold.
+    shutdown_drain: float = Field(default=0.0, ge=0.0, le=300.0)
+    # Where `clients rotate-due` and `rotate-secret` hand new secrets:
+    # "dir:/run/secrets/mcpward" (a 0600 file per client), "command:/usr/local/bin/push"
+    # (secret on stdin), "aws-sm:mcpward/clients/{client_id}" (AWS Secrets Manager) or
+    # "vault:secret/mcpward/clients/{client_id}" (Vault KV v2, mount "secret").
     secret_sink: str | None = None
 
     @classmethod
@@ -259,7 +278,20 @@ class Settings(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file go together")
         return self
 
+    @model_validator(mode="after")
+    def _federation_consistent(self) -> Settings:
+        self.federation  # noqa: B018 - raises ValueError when rules and issuers disagree
+        return self
+
     # -- derived values -------------------------------------------------------------
+
+    @property
+    def federation(self) -> Federation:
+        return Federation(
+            trusted_issuers=self.trusted_issuers,
+            workload_rules=self.workload_rules,
+            token_exchange=self.token_exchange,
+        )
 
     def resolved_database_url(self) -> str:
         if self.database_url_file is not None:
@@ -271,6 +303,9 @@ class Settings(BaseSettings):
 
     def resolved_redis_url(self) -> str | None:
         return self.redis_url.get_secret_value() or None
+
+    def resolved_loki_url(self) -> str | None:
+        return self.loki_url.get_secret_value() or None
 
     def resolved_data_key(self) -> str:
         """The key-encryption key; the embedded default creates one on first use."""
@@ -304,7 +339,7 @@ class _SecretFreeToml(TomlConfigSettingsSource):
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
         leaked = ["data_key"] if "data_key" in data else []
-        for name in ("database_url", "redis_url"):
+        for name in ("database_url", "redis_url", "loki_url"):
             if _has_password(data.get(name)):
                 leaked.append(name)
         pages = data.get("pages")
@@ -320,18 +355,6 @@ class _SecretFreeToml(TomlConfigSettingsSource):
                 "the MCPWARD_* environment variable (nested with __) or the *_file setting"
             )
         return data
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """``localhost`` or a loopback IP literal (brackets allowed)."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -156,3 +156,27 @@ async def test_a_dpop_bound_token_for_scripts(stack: Stack, tmp_path: Path) -> N
         assert '"protocolVersion"' in out
     code, _, err = await mcpward(tmp_path, "curl", stack.mcp_url, *header_args, "-d", INITIALIZE)
     assert code == 1 and "mcpward login" in err  # as a person: no session yet
+
+
+async def test_a_plain_bearer_token_for_scripts_that_cannot_sign_proofs(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`--bearer` asks an agent's token without DPoP even where the server offers it: the
+    token has no cnf, and `curl -H "Authorization: Bearer ..."` works with it."""
+    import base64
+    import json as _json
+
+    import httpx
+
+    code, out, err = await mcpward(tmp_path, "token", stack.mcp_url, *AGENT, "--bearer")
+    assert code == 0, err
+    token = out.strip()
+    payload = token.split(".")[1]
+    claims = _json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert "cnf" not in claims and "DPoP-bound" not in err
+    headers = {**MCP_HEADERS, "authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(stack.mcp_url, content=INITIALIZE, headers=headers)
+    assert answer.status_code == 200, answer.text
+    code, _, err = await mcpward(tmp_path, "token", stack.mcp_url, "--bearer")
+    assert code == 2 and "--bearer is for agents" in err

@@ -70,6 +70,13 @@ def build_auth(
             client_secret=context["client_secret"],
             auth_method="client_secret_basic",
         )
+    if scenario == "auth/wif-jwt-bearer":
+        # SEP-1933: the platform-issued workload JWT instead of a secret.
+        return AgentAuth(
+            server_url,
+            client_id=context["client_id"],
+            workload_token=StaticSecret(context["valid_jwt"]),
+        )
     if scenario.startswith("auth/client-credentials"):
         key = context.get("private_key_pem")
         return AgentAuth(

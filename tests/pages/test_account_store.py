@@ -66,12 +66,14 @@ async def test_last_issued_per_client_and_resource(database_url: str) -> None:
         grants = store.grants
         await grant(store, "f1", "a", "alice", R1, 100.0)
         # Rotated twice: the newest refresh token is the last use.
-        assert await grants.rotate_refresh(
+        rotation = await grants.rotate_refresh(
             "rt-f1-0", 150.0, RefreshRecord("rt-f1-1", "f1", "", 150.0, 1e5)
         )
-        assert await grants.rotate_refresh(
+        assert rotation.rotated
+        rotation = await grants.rotate_refresh(
             "rt-f1-1", 175.0, RefreshRecord("rt-f1-2", "f1", "", 175.0, 1e5)
         )
+        assert rotation.rotated
         # An older second family of the same client and resource does not hide it.
         await grant(store, "f2", "a", "alice", R1, 120.0)
         # The same client at another server, and another client.

@@ -16,6 +16,7 @@ from mcpward.audit import AuditLog, MemorySink
 from mcpward.compose.server import open_server
 from mcpward.config import Settings
 from mcpward.server import AuthorizationServer, create_app
+from mcpward.state import SharedState
 from mcpward.storage.records import AuthMethod, ClientRecord, GrantType, ResourceRecord
 from mcpward.storage.sql import SqlStore
 from tests.conftest import serve
@@ -73,19 +74,33 @@ class Running:
         return secret.secret if secret else None
 
 
-async def start(database_url: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[Running]:
-    """A server over real HTTP; ``overrides`` are further ``Settings`` fields."""
+async def start(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    shared: SharedState | None = None,
+    port: int | None = None,
+    **settings_overrides: Any,
+) -> AsyncIterator[Running]:
+    """A server on ``database_url``; ``settings_overrides`` go to :class:`Settings`
+    (trusted issuers, workload rules, exchange policies ...). With ``port`` it serves
+    there (for an ``issuer`` that is its real URL)."""
     clock = FrozenClock()
     sink = MemorySink()
     settings = Settings(
-        issuer="http://127.0.0.1:8400", data_dir=tmp_path, database_url=database_url, **overrides
+        **{
+            "issuer": "http://127.0.0.1:8400",
+            "data_dir": tmp_path,
+            "database_url": database_url,
+            **settings_overrides,
+        }
     )
-    server = await open_server(settings, audit=AuditLog([sink], clock), clock=clock)
+    server = await open_server(settings, audit=AuditLog([sink], clock), clock=clock, shared=shared)
     await server.register_resource(ResourceRecord(uri=RESOURCE, name="Orders", scopes=SCOPES))
     await server.register_resource(
         ResourceRecord(uri=OTHER_RESOURCE, name="Other", scopes={"other.read": "Read other"})
     )
-    async with serve(create_app(server)) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serve(create_app(server), port) as url, httpx.AsyncClient(base_url=url) as http:
         yield Running(server, url, http, sink, clock)
     await server.close()
 
@@ -93,6 +108,13 @@ async def start(database_url: str, tmp_path: Path, **overrides: Any) -> AsyncIte
 @pytest.fixture
 async def running(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
     async for r in start(database_url, tmp_path):
+        yield r
+
+
+@pytest.fixture
+async def strict_running(database_url: str, tmp_path: Path) -> AsyncIterator[Running]:
+    """Strict RFC 9700 reuse detection: no retry window for refresh tokens."""
+    async for r in start(database_url, tmp_path, refresh_retry_window=0):
         yield r
 
 

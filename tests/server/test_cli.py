@@ -68,7 +68,7 @@ def test_client_lifecycle(env: dict[str, str], tmp_path: Path) -> None:
         f"dir:{sink}",
         "--json",
     )
-    assert due == {"rotated": ["agent-backfill"]}
+    assert due == {"rotated": ["agent-backfill"], "finished": [], "discarded": [], "failed": {}}
     written = (sink / "agent-backfill").read_text().strip()
     assert written.startswith("mcpw_cs_") and written not in json.dumps(due)
     assert stat.S_IMODE((sink / "agent-backfill").stat().st_mode) == 0o600

@@ -8,12 +8,14 @@ from pathlib import Path
 import jwt
 import pytest
 
+from mcpward._secret_stores import SecretStoreError
 from mcpward._secrets import is_well_formed, new_credential
 from mcpward.audit import AuditLog
 from mcpward.compose.server import open_server
 from mcpward.config import Settings
 from mcpward.server.clients import NewSecret
-from mcpward.server.secret_sink import CommandSink, DirectorySink
+from mcpward.server.secret_rotation import rotate
+from mcpward.server.secret_sinks import CommandSink, DirectorySink
 from tests.server.conftest import RESOURCE, Running
 
 
@@ -65,12 +67,11 @@ async def test_secret_rotation_overlap_window(sqlite_running: Running, tmp_path:
     r.clock.advance(83 * 86400 + 1)
     assert await r.server.clients.due_for_rotation(7 * 86400) == ["agent"]
 
-    new = await r.server.clients.rotate_secret("agent")
-    sink = DirectorySink(tmp_path / "secrets")
-    await sink.deliver(new)
+    new = await rotate(r.server, DirectorySink(tmp_path / "secrets"), "agent")
     written = tmp_path / "secrets" / "agent"
     assert written.read_text().strip() == new.secret
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert [p.name for p in (tmp_path / "secrets").iterdir()] == ["agent"]  # nothing staged
 
     # Both work during the overlap ...
     await token_for(r, old)
@@ -143,10 +144,10 @@ async def test_command_sink_gets_the_secret_on_stdin(tmp_path: Path) -> None:
     script.write_text(f'#!/bin/sh\n{{ echo "$MCPWARD_CLIENT_ID"; cat; }} > {out}\n')
     script.chmod(0o700)
     secret = NewSecret("agent-backfill", new_credential("cs"), 0.0)
-    await CommandSink(str(script)).deliver(secret)
+    await CommandSink(str(script)).stage(secret.client_id, secret.secret, secret.expires_at)
     assert out.read_text().split() == ["agent-backfill", secret.secret]
 
     failing = CommandSink("/bin/false")
-    with pytest.raises(RuntimeError) as caught:
-        await failing.deliver(secret)
+    with pytest.raises(SecretStoreError) as caught:
+        await failing.stage(secret.client_id, secret.secret, secret.expires_at)
     assert secret.secret not in str(caught.value)

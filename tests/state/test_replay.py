@@ -73,6 +73,6 @@ async def test_redis_unreachable_is_state_unavailable_and_recovers(
             assert len(errors) == 1 and "redis unreachable" in errors[0].getMessage()
             redis.start()
             assert await shared.replay.first_use("k2", time.time() + 30)
-            assert "reachable again after 5 failed requests" in caplog.text
+            assert "reachable again after 5 failures" in caplog.text
         finally:
             await shared.aclose()

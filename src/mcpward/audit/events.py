@@ -37,6 +37,12 @@ EventName = Literal[
     "code.issued",
     "code.replayed",
     "refresh.reuse_detected",
+    "refresh.retried",
+    # authorization server: JWT grants and token exchange
+    "token.issued_from_assertion",
+    "assertion.rejected",
+    "token.exchanged",
+    "exchange.refused",
     # DPoP (RFC 9449)
     "dpop.proof_rejected",
     "dpop.key_mismatch",
@@ -46,6 +52,7 @@ EventName = Literal[
     "client.metadata_document_rejected",
     "client.authentication_failed",
     "client.secret_rotated",
+    "client.secret_delivery_failed",
     "client.disabled",
     "key.rotated",
     # people: sign-in pages and the users CLI
@@ -81,6 +88,21 @@ EVENTS: dict[EventName, str] = {
     "code.issued": "an authorization code was issued after sign-in and consent",
     "code.replayed": "a used authorization code was presented again; its grant was revoked",
     "refresh.reuse_detected": "a rotated refresh token was presented again; family revoked",
+    "refresh.retried": "a just-rotated refresh token presented again by its client within "
+    "the retry window: answered with the same successor and a new access token",
+    "token.issued_from_assertion": (
+        "an access token was issued for a JWT bearer assertion (ID-JAG or workload JWT); "
+        "names the grant type, profile, assertion issuer and jti, and the workload rule"
+    ),
+    "assertion.rejected": (
+        "a JWT bearer assertion or workload client assertion was refused; names the issuer "
+        "when trusted and the jti when the signature held"
+    ),
+    "token.exchanged": (
+        "a token exchange (RFC 8693) issued a downstream token; names the subject token's "
+        "jti and audience and the actor chain"
+    ),
+    "exchange.refused": "a token exchange was refused (policy, audience or scope)",
     "dpop.proof_rejected": "a token request's DPoP proof was refused (detail: which check)",
     "dpop.key_mismatch": "a DPoP-bound code or refresh token came without a proof of its key",
     "client.registered": "a client registered itself (RFC 7591)",
@@ -88,6 +110,8 @@ EVENTS: dict[EventName, str] = {
     "client.metadata_document_rejected": "a Client ID Metadata Document was refused",
     "client.authentication_failed": "client authentication failed at a token endpoint",
     "client.secret_rotated": "a client secret was rotated",
+    "client.secret_delivery_failed": "a rotated secret is committed but not yet current in "
+    "the secret store; the next rotate-due finishes it",
     "client.disabled": "a client was disabled and its tokens revoked",
     "key.rotated": "a new signing key was added",
     "authorize.rejected": "an authorization request was refused before any page",

@@ -25,8 +25,7 @@ def run_with_server(
 ) -> T:
     # Imported here, not at the top: `mcpward --help` and commands that need no server
     # start without loading the server, its storage and its pages.
-    from mcpward.audit import AuditLog, sink_from_spec
-    from mcpward.compose.server import open_server
+    from mcpward.compose.server import audit_log, open_server
     from mcpward.config import load_settings
 
     settings = settings or load_settings()
@@ -36,7 +35,7 @@ def run_with_server(
 
     async def main() -> T:
         assert settings is not None
-        audit = AuditLog([sink_from_spec(sink)])
+        audit = audit_log(settings, sink=sink)
         # With redis_url, revocations made here reach Redis-backed guards at once.
         server = await open_server(settings, audit=audit)
         try:

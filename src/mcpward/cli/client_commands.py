@@ -158,6 +158,12 @@ def _agent_options(command: Any) -> Any:
             help="private_key_jwt alg.",
         ),
         click.option("--scope", "scopes", multiple=True, help="Scope to ask for (agents)."),
+        click.option(
+            "--bearer",
+            is_flag=True,
+            help="Agents: a plain bearer token even where DPoP is offered (refused where the "
+            "client or the resource requires DPoP).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -166,6 +172,9 @@ def _agent_options(command: Any) -> Any:
 
 def _auth(url: str, agent: dict[str, Any]) -> HumanAuth | AgentAuth:
     if agent["client_id"] is None:
+        if agent["bearer"]:
+            # A person's session keeps the key its refresh token is bound to.
+            raise click.UsageError("--bearer is for agents (--client-id)")
         return _human(url, interactive=False)
     secret: SecretSource | None = None
     if agent["client_secret_env"]:
@@ -180,6 +189,7 @@ def _auth(url: str, agent: dict[str, Any]) -> HumanAuth | AgentAuth:
         private_key=FileSecret(key) if key else None,
         signing_algorithm=cast(SigningAlgorithm, agent["signing_alg"]),  # a click.Choice
         scopes=list(agent["scopes"]) or None,
+        dpop=not agent["bearer"],
     )
 
 

@@ -13,11 +13,16 @@ from mcpward.cli._common import emit, json_option, run_with_server, table, when
 from mcpward.storage.records import (
     AUTH_METHODS,
     GRANT_TYPES,
+    JWT_BEARER,
+    TOKEN_EXCHANGE,
     ApplicationType,
     AuthMethod,
     ClientRecord,
     GrantType,
 )
+
+# Short names for the URN grant types (RFC 7523 §2.1, RFC 8693 §2.1).
+GRANT_ALIASES = {"jwt-bearer": JWT_BEARER, "token-exchange": TOKEN_EXCHANGE}
 
 if TYPE_CHECKING:
     from mcpward.server import AuthorizationServer
@@ -62,7 +67,14 @@ def clients() -> None:
     default="client_secret_basic",
     show_default=True,
 )
-@click.option("--grant", "grants", multiple=True, type=click.Choice(GRANT_TYPES))
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    type=click.Choice([*GRANT_TYPES, *GRANT_ALIASES]),
+    help="jwt-bearer: ID-JAGs (SEP-990) and workload JWTs (SEP-1933); token-exchange: "
+    "on-behalf-of tokens for downstream APIs (RFC 8693).",
+)
 @click.option("--scope", default=None, help="Space-separated scopes a M2M client may get.")
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--application-type", type=click.Choice(["native", "web"]), default="native")
@@ -90,6 +102,7 @@ def clients_create(
     as_json: bool,
 ) -> None:
     """Pre-register a client. Secrets are printed once."""
+    grants = tuple(dict.fromkeys(GRANT_ALIASES.get(g, g) for g in grants))
     if not grants:
         grants = (
             ("authorization_code", "refresh_token") if redirect_uris else ("client_credentials",)
@@ -188,9 +201,19 @@ def clients_show(client_id: str, as_json: bool) -> None:
 @clients.command("rotate-secret")
 @click.argument("client_id")
 @click.option("--overlap", type=float, default=None, help="Seconds the old secret keeps working.")
+@click.option("--sink", default=None, help="Hand the secret to this sink (default: secret_sink).")
 @json_option
-def clients_rotate_secret(client_id: str, overlap: float | None, as_json: bool) -> None:
-    """Issue a new secret; the old one keeps working for the overlap window (7 days)."""
+def clients_rotate_secret(
+    client_id: str, overlap: float | None, sink: str | None, as_json: bool
+) -> None:
+    """Issue a new secret; the old one keeps working for the overlap window (7 days).
+    With a secret sink the new secret goes there, otherwise it is printed once."""
+    from mcpward.cli._sinks import open_sink, store_errors
+    from mcpward.config import load_settings
+    from mcpward.server import secret_rotation
+
+    settings = load_settings()
+    target = open_sink(sink or settings.secret_sink)
 
     async def go(server: AuthorizationServer) -> NewSecret:
         client = await server.store.clients.get(client_id)
@@ -199,9 +222,16 @@ def clients_rotate_secret(client_id: str, overlap: float | None, as_json: bool) 
             "client_secret_post",
         ):
             raise click.ClickException(f"{client_id} is not a client with a secret")
+        if target is not None:
+            return await secret_rotation.rotate(server, target, client_id, overlap)
         return await server.clients.rotate_secret(client_id, overlap)
 
-    secret = run_with_server(go)
+    with store_errors():
+        secret = run_with_server(go, settings)
+    if target is not None:
+        data = {"client_id": client_id, "expires_at": secret.expires_at, "delivered": True}
+        emit(data, as_json, [f"rotated secret of {client_id}; delivered to the secret sink"])
+        return
     emit(
         {"client_id": client_id, "client_secret": secret.secret, "expires_at": secret.expires_at},
         as_json,
@@ -216,38 +246,31 @@ def clients_rotate_secret(client_id: str, overlap: float | None, as_json: bool) 
     default=None,
     help="Rotate secrets expiring within this many seconds (default: the overlap window).",
 )
-@click.option("--sink", default=None, help="dir:PATH or command:CMD (default: secret_sink).")
+@click.option("--sink", default=None, help="A secret sink spec (default: secret_sink).")
 @json_option
 def clients_rotate_due(within: float | None, sink: str | None, as_json: bool) -> None:
-    """Rotate every secret that is due and hand each new one to the secret sink. Meant for
-    a daily cron job that owns the whole 90-day cycle."""
+    """Rotate every secret that is due and hand each new one to the secret sink, after
+    finishing any rotation an earlier run left half done. Meant for a daily cron job that
+    owns the whole 90-day cycle; exits 1 if any client failed."""
+    from mcpward.cli._sinks import open_sink, report_output, store_errors
     from mcpward.config import load_settings
-    from mcpward.server.secret_sink import sink_from_spec
+    from mcpward.server import secret_rotation
 
     settings = load_settings()
-    spec = sink or settings.secret_sink
-    if not spec:
+    target = open_sink(sink or settings.secret_sink)
+    if target is None:
         raise click.UsageError("configure secret_sink or pass --sink")
-    target = sink_from_spec(spec)
 
-    async def go(server: AuthorizationServer) -> list[str]:
+    async def go(server: AuthorizationServer) -> secret_rotation.RotationReport:
         horizon = server.settings.lifetimes.client_secret_overlap if within is None else within
-        rotated = []
-        for client_id in await server.clients.due_for_rotation(horizon):
-            secret = await server.clients.rotate_secret(client_id)
-            await target.deliver(secret)
-            from mcpward.audit import AuditEvent
+        return await secret_rotation.rotate_due(server, target, horizon)
 
-            server.audit.emit(AuditEvent("client.secret_rotated", "ok", client_id=client_id))
-            rotated.append(client_id)
-        return rotated
-
-    rotated = run_with_server(go, settings)
-    emit(
-        {"rotated": rotated},
-        as_json,
-        [f"rotated {len(rotated)} secret(s)", *(f"  {c}" for c in rotated)],
-    )
+    with store_errors():
+        report = run_with_server(go, settings)
+    data, lines = report_output(report)
+    emit(data, as_json, lines)
+    if report.failed:
+        raise SystemExit(1)
 
 
 @clients.command("disable")

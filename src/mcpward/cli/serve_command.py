@@ -37,6 +37,8 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
     if "issuer" not in settings.model_fields_set and (host or port):
         settings = load_settings(**overrides, issuer=f"http://{settings.host}:{settings.port}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx announces every request at INFO (the Loki sink's pushes, metadata fetches).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def run() -> None:
         serving = await open_serving(settings, demo=demo, migrate=not no_migrate)
@@ -60,12 +62,46 @@ def serve(host: str | None, port: int | None, demo: bool, no_migrate: bool) -> N
                 timeout_graceful_shutdown=30,
                 lifespan="on",
             )
-            await uvicorn.Server(config).serve()
+            await _draining_server(config, serving.readiness, settings.shutdown_drain).serve()
         finally:
             await server.close()
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run())
+
+
+def _draining_server(config: Any, readiness: Any, drain: float) -> Any:
+    """uvicorn's server, stopping the way a replica behind a load balancer should: on
+    SIGTERM /readyz turns 503 at once, requests keep being served for ``drain`` seconds
+    (the balancer notices and stops sending new ones), then uvicorn's graceful shutdown
+    closes the socket and lets in-flight requests finish. A second SIGTERM, or SIGINT
+    (Ctrl-C), skips the drain. The signal is not re-raised afterwards, so the process
+    closes its storage and flushes its audit sinks and exits 0."""
+    import signal
+    import time
+    from types import FrameType
+
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        _drain_until: float | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if sig == signal.SIGTERM and drain > 0 and self._drain_until is None:
+                readiness.drain()
+                self._drain_until = time.monotonic() + drain
+            elif self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                readiness.drain()
+                self.should_exit = True
+
+        async def on_tick(self, counter: int) -> bool:
+            if self._drain_until is not None and time.monotonic() >= self._drain_until:
+                self.should_exit = True
+            return await super().on_tick(counter)
+
+    return DrainingServer(config)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -7,8 +7,10 @@ Both classes are `httpx.Auth` and `httpx2.Auth` (the mcp SDK's HTTP client), asy
         async with Client(streamable_http_client(url, http_client=http)) as mcp: ...
 """
 
+from mcpward._secret_stores import SecretStoreError
 from mcpward.client._agent import AgentAuth
 from mcpward.client._authorization_code import AuthorizeHandler
+from mcpward.client._aws_secrets_manager import AwsSecret, AwsSecretsManagerStore
 from mcpward.client._discovery import Discovery, ResourceMetadata, ServerMetadata, discover
 from mcpward.client._dpop import request_headers
 from mcpward.client._enterprise import EnterpriseAuth
@@ -34,10 +36,12 @@ from mcpward.client._token_store import (
     FileStore,
     KeyringStore,
     MemoryStore,
+    SharedTokenStore,
     StoredSession,
     TokenStore,
     default_store,
 )
+from mcpward.client._vault_kv import VaultSecret, VaultStore
 from mcpward.client.errors import (
     AuthorizationError,
     ClientError,
@@ -57,6 +61,8 @@ __all__ = [
     "AuthMethod",
     "AuthorizationError",
     "AuthorizeHandler",
+    "AwsSecret",
+    "AwsSecretsManagerStore",
     "ClientAuth",
     "ClientError",
     "Discovery",
@@ -76,8 +82,10 @@ __all__ = [
     "RegistrationError",
     "ResourceMetadata",
     "SecretSource",
+    "SecretStoreError",
     "ServerMetadata",
     "SessionInfo",
+    "SharedTokenStore",
     "SignInRequired",
     "SignInTimeout",
     "SigningAlgorithm",
@@ -88,6 +96,8 @@ __all__ = [
     "TokenSet",
     "TokenStore",
     "TokenType",
+    "VaultSecret",
+    "VaultStore",
     "code_challenge",
     "default_store",
     "discover",

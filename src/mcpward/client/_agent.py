@@ -42,6 +42,8 @@ from mcpward.client.errors import InvalidClientError, TokenEndpointError
 
 logger = logging.getLogger("mcpward.client")
 
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
 
 def _transient(exc: Exception) -> bool:
     if isinstance(exc, httpx.TransportError):
@@ -61,6 +63,11 @@ class AgentAuth(FlowAuth):
     `token_endpoint`, a `client_id`, and either `client_secret` or `private_key`
     (`private_key_jwt`, RFC 7523). Secrets are `SecretSource`s so that a rotated secret
     is picked up without a restart.
+
+    Or `workload_token`, a JWT the platform issues to the workload (a Kubernetes projected
+    service-account token file, a CI job's OIDC token): no secret at all. It is sent as
+    the JWT bearer grant's assertion (RFC 7523 §2.1, MCP SEP-1933) and read again for
+    every token, so a file the platform rotates is always current.
     """
 
     def __init__(
@@ -70,6 +77,7 @@ class AgentAuth(FlowAuth):
         client_id: str,
         client_secret: SecretSource | str | None = None,
         private_key: SecretSource | None = None,
+        workload_token: SecretSource | str | None = None,
         signing_algorithm: SigningAlgorithm = "RS256",
         auth_method: AuthMethod | None = None,
         scopes: Sequence[str] | None = None,
@@ -92,6 +100,9 @@ class AgentAuth(FlowAuth):
         self.client_id = client_id
         self._secret = client_secret
         self._private_key = private_key
+        if isinstance(workload_token, str):
+            workload_token = StaticSecret(workload_token)
+        self._workload_token = workload_token
         self.signing_algorithm = signing_algorithm
         self.auth_method = auth_method
         self.scopes = list(scopes) if scopes is not None else None
@@ -242,6 +253,13 @@ class AgentAuth(FlowAuth):
 
     async def _grant(self, server: ServerMetadata, scope: str | None) -> dict[str, str | None]:
         """The grant to send; subclasses swap client_credentials for another grant."""
+        if self._workload_token is not None:
+            return {
+                "grant_type": JWT_BEARER,
+                "assertion": await read_secret(self._workload_token),
+                "scope": scope,
+                "resource": self.resource,
+            }
         return {"grant_type": "client_credentials", "scope": scope, "resource": self.resource}
 
     async def _client_auth(self, server: ServerMetadata) -> ClientAuth:

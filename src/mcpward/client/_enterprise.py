@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcpward.client._agent import AgentAuth
+from mcpward.client._agent import JWT_BEARER, AgentAuth
 from mcpward.client._discovery import ServerMetadata
 from mcpward.client._secret_source import SecretSource, StaticSecret, read_secret
 from mcpward.client._token_endpoint import ClientAuth, post_form
 from mcpward.client.errors import TokenEndpointError
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 ID_JAG = "urn:ietf:params:oauth:token-type:id-jag"
 

@@ -312,7 +312,7 @@ class HumanAuth(FlowAuth):
     async def _refresh(self) -> TokenSet | None:
         discovery = await self._ensure_discovery()
         key = self.session_key
-        async with session_lock(key, self.lock_dir):
+        async with session_lock(key, self.lock_dir, self.store):
             # Re-read under the lock: another process may have rotated the token meanwhile.
             stored = await self._load(key)
             if stored is None or stored.refresh_token is None:
@@ -374,7 +374,7 @@ class HumanAuth(FlowAuth):
         dpop = dpop_for(supported, held, enabled=self.use_dpop)
         signed_in = await self._sign_in.run(self._client(), discovery, scopes, known, dpop)
         tokens = signed_in.tokens
-        async with session_lock(key, self.lock_dir):
+        async with session_lock(key, self.lock_dir, self.store):
             await self._store.save(
                 key,
                 StoredSession(

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from mcpward.client._registration import Registration
 
@@ -82,6 +82,14 @@ class TokenStore(Protocol):
     def save(self, key: str, session: StoredSession) -> None: ...
 
     def delete(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class SharedTokenStore(TokenStore, Protocol):
+    """A store processes on several machines share (AWS, Vault): it locks a session
+    itself, since `session_lock`'s file lock cannot span machines."""
+
+    def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]: ...
 
 
 class MemoryStore:
@@ -255,10 +263,16 @@ class OffLoopStore:
 
 
 @contextlib.asynccontextmanager
-async def session_lock(key: str, lock_dir: Path | None = None) -> AsyncIterator[None]:
+async def session_lock(
+    key: str, lock_dir: Path | None = None, store: TokenStore | None = None
+) -> AsyncIterator[None]:
     """Held across "read refresh token → refresh → store the new one", so that two processes
     signed in to the same server never both spend one refresh token (rotation would revoke
     the family). Polls a non-blocking flock so the event loop keeps running."""
+    if isinstance(store, SharedTokenStore):
+        async with store.lock(key):
+            yield
+        return
     directory = lock_dir or state_dir() / "locks"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = hashlib.sha256(key.encode()).hexdigest()[:32]

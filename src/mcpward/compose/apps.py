@@ -29,7 +29,7 @@ from mcpward.config import Settings
 from mcpward.revocation import RevocationPublisher, RevocationView
 from mcpward.revocation.relay import LogFollower
 from mcpward.revocation.table import TablePollingRevocations
-from mcpward.server import AuthorizationServer, maintained, routes, token_fast_path
+from mcpward.server import AuthorizationServer, Readiness, maintained, routes, token_fast_path
 from mcpward.server.pages import page_routes
 from mcpward.state import open_shared_state
 
@@ -43,6 +43,8 @@ class Serving:
 
     server: AuthorizationServer
     app: Starlette
+    # /readyz: set to draining when the process is told to stop.
+    readiness: Readiness
 
 
 async def open_serving(
@@ -66,6 +68,7 @@ async def open_serving(
             interval=REVOCATION_POLL,
             clock=clock,
             name="revocation relay to redis",
+            resync=shared.resync,
         )
     else:
         polled = TablePollingRevocations(
@@ -75,7 +78,9 @@ async def open_serving(
     server = await assemble(
         settings, store, audit=audit, shared=shared, publisher=publisher, clock=clock
     )
-    return Serving(server, build_app(server, demo=demo, view=view, relay=relay))
+    readiness = Readiness()
+    app = build_app(server, demo=demo, view=view, relay=relay, readiness=readiness)
+    return Serving(server, app, readiness)
 
 
 def build_app(
@@ -84,12 +89,13 @@ def build_app(
     demo: bool,
     view: RevocationView | None = None,
     relay: LogFollower | None = None,
+    readiness: Readiness | None = None,
 ) -> Starlette:
     """The server's endpoints and pages; with ``demo`` also the guarded demo MCP server
     at ``/mcp``, verifying with the key ring directly and honouring revocations through
     ``view``. ``relay`` (Redis deployments) runs for the application's lifetime."""
     pages = page_routes(server)
-    table: list[BaseRoute] = [*routes(server), *pages.routes]
+    table: list[BaseRoute] = [*routes(server, readiness), *pages.routes]
     protected = None
     if demo:
         # Only the demo needs the guard (and so the mcp SDK): imported here, not above,

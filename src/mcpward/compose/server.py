@@ -11,17 +11,20 @@ from __future__ import annotations
 import ssl
 
 from mcpward._clock import Clock, system_clock
-from mcpward.audit import AuditLog, sink_from_spec
+from mcpward.audit import AuditLog, AuditSink, sink_from_spec
 from mcpward.config import ClientMetadataDocuments, DPoPSettings, Settings
 from mcpward.dpop import NonceSource, ProofVerifier
 from mcpward.revocation import RevocationPublisher
 from mcpward.server import AuthorizationServer
+from mcpward.server._assertions import AssertionVerifier
 from mcpward.server._cimd import MetadataDocumentResolver
 from mcpward.server._client_auth import ClientAuthenticator
 from mcpward.server._crypto import DataKey
 from mcpward.server._jwks_uri import JwksUriFetcher
 from mcpward.server._rfc9449 import TokenEndpointProofs
 from mcpward.server._safe_fetch import SafeFetcher
+from mcpward.server._trusted_keys import IssuerKeys, trust_fetcher
+from mcpward.server._workload import WorkloadTrust
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.keys import KeyRing
 from mcpward.server.resources import ResourceRegistry
@@ -67,7 +70,7 @@ async def assemble(
     verify: Verify = True,
 ) -> AuthorizationServer:
     lifetimes = settings.lifetimes
-    audit = audit or AuditLog([sink_from_spec(settings.audit_sink)], clock)
+    audit = audit or audit_log(settings, clock)
     shared = shared or open_shared_state(settings.resolved_redis_url(), clock)
     data_key = DataKey(settings.resolved_data_key())
     keys = KeyRing(
@@ -97,12 +100,14 @@ async def assemble(
         if documents.enabled
         else None,
     )
+    verifier, workload = trusted_grants(settings, clients, shared, audit, clock)
     client_auth = ClientAuthenticator(
         clients,
         clock,
         audiences=(settings.issuer, settings.issuer + "/token"),
         remember_jti=store.grants.remember_assertion,
         fetch_jwks=JwksUriFetcher(fetcher, clock, cache_ttl=documents.cache_ttl),
+        workload=workload if settings.workload_rules else None,
         leeway=lifetimes.leeway,
     )
     return AuthorizationServer(
@@ -115,9 +120,12 @@ async def assemble(
         audit=audit,
         shared=shared,
         publisher=publisher if publisher is not None else shared.publisher,
+        successor_key=data_key.derived("refresh-token successor"),
         dpop=token_endpoint_proofs(
             settings.dpop, data_key, shared.replay, settings.issuer + "/token", clock
         ),
+        assertion_verifier=verifier,
+        workload=workload,
         clock=clock,
     )
 
@@ -144,6 +152,43 @@ def token_endpoint_proofs(
         clock=clock,
     )
     return TokenEndpointProofs(verifier, replay, token_url)
+
+
+def audit_log(settings: Settings, clock: Clock = system_clock, sink: str | None = None) -> AuditLog:
+    """The audit trail to ``sink`` (default: the settings' ``audit_sink``) and, with
+    ``loki_url``, to Loki as well."""
+    sinks: list[AuditSink] = [sink_from_spec(sink or settings.audit_sink)]
+    loki = settings.resolved_loki_url()
+    if loki:
+        from mcpward.audit.loki import LokiSink
+
+        sinks.append(LokiSink(loki, labels={"service": "mcpward"}))
+    return AuditLog(sinks, clock)
+
+
+def trusted_grants(
+    settings: Settings,
+    clients: ClientRegistry,
+    shared: SharedState,
+    audit: AuditLog,
+    clock: Clock,
+) -> tuple[AssertionVerifier, WorkloadTrust]:
+    """The verifier of JWT grants from the configured trusted issuers (keys through an
+    SSRF-safe fetcher of their own), and the workload rules on top of it."""
+    issuers = settings.trusted_issuers
+    fetcher = trust_fetcher(issuers)
+    verifier = AssertionVerifier(
+        [IssuerKeys(i, fetcher, clock) for i in issuers], clock, leeway=settings.lifetimes.leeway
+    )
+    workload = WorkloadTrust(
+        verifier,
+        settings.workload_rules,
+        clients,
+        shared.replay,
+        audit,
+        issuer=settings.issuer,
+    )
+    return verifier, workload
 
 
 def safe_fetcher(config: ClientMetadataDocuments, verify: Verify = True) -> SafeFetcher:

@@ -2,7 +2,8 @@
 
 ``search_orders`` needs ``orders.read``; ``refund_order`` needs ``orders.write`` and
 ``refund.admin``; ``export_orders`` streams progress over SSE; ``whoami`` returns the
-verified caller as the tool sees it.
+verified caller as the tool sees it. With a ``Downstream`` (``mcpward.demo.inventory``),
+``check_stock`` asks the inventory API on the caller's behalf, through a token exchange.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpward.audit import AuditLog
+from mcpward.demo.inventory import Downstream
+from mcpward.demo.inventory import with_check_stock as _with_check_stock
 from mcpward.guard import (
     Guard,
     KeySource,
@@ -46,7 +49,9 @@ def demo_manifest() -> Manifest:
     return Manifest.from_dict(json.loads(text), source="mcpward.demo/manifest.json")
 
 
-def create_demo_server(*, progress_delay: float = 0.05, **server_kwargs: Any) -> MCPServer:
+def create_demo_server(
+    *, progress_delay: float = 0.05, downstream: Downstream | None = None, **server_kwargs: Any
+) -> MCPServer:
     """The demo server; ``server_kwargs`` go to ``MCPServer`` (the benchmark uses them to
     configure the SDK's own bearer auth as a point of comparison)."""
     server: MCPServer = MCPServer(
@@ -84,6 +89,13 @@ def create_demo_server(*, progress_delay: float = 0.05, **server_kwargs: Any) ->
         if who is None:
             return {"subject": None}
         return {"subject": who.subject, "client_id": who.client_id, "scopes": sorted(who.scopes)}
+
+    if downstream is not None:
+
+        @server.tool(description="Stock for an order")
+        async def check_stock(order_id: str, ctx: Context) -> dict[str, Any]:
+            # A token of its own for the inventory API, never the caller's (no passthrough).
+            return await downstream.stock(ctx, order_id)
 
     @server.resource("orders://recent", description="The most recent orders")
     def recent_orders() -> str:
@@ -173,6 +185,7 @@ def build_protected_demo(
     guard: Guard | None = None,
     replay: ReplayCache | None = None,
     progress_delay: float = 0.05,
+    downstream: Downstream | None = None,
     **app_kwargs: Any,
 ) -> ProtectedDemo:
     """The demo behind the guard, served at ``resource``'s path (``/mcp``). ``keys``
@@ -180,14 +193,16 @@ def build_protected_demo(
     ``LocalKeys(server.keys.public_key)`` and the server's :class:`InProcessRevocations`.
     ``replay`` is where DPoP proofs' ``jti``s are spent (the shared state's cache).
     ``app_kwargs`` go to the SDK's ``streamable_http_app()`` (e.g. ``host`` for its DNS
-    rebinding protection)."""
-    server = create_demo_server(progress_delay=progress_delay)
+    rebinding protection). With ``downstream``, the ``check_stock`` tool calls the
+    inventory API (``mcpward.demo.inventory``) with exchanged tokens."""
+    server = create_demo_server(progress_delay=progress_delay, downstream=downstream)
     app = server.streamable_http_app(**app_kwargs)
     if guard is None:
+        manifest = demo_manifest()
         guard = make_guard(
             issuer=issuer,
             resource=resource,
-            manifest=demo_manifest(),
+            manifest=_with_check_stock(manifest) if downstream is not None else manifest,
             keys=keys,
             revocations=revocations,
             rate_limiter=rate_limiter,
@@ -201,6 +216,7 @@ def build_protected_demo(
 __all__ = [
     "MCP_REQUEST_HEADERS",
     "MCP_RESPONSE_HEADERS",
+    "Downstream",
     "ProtectedDemo",
     "build_protected_demo",
     "create_demo_app",

@@ -31,6 +31,12 @@ from mcpward.guard._discovery import (
     StaticKeys,
     discover,
 )
+from mcpward.guard._downstream import (
+    DownstreamTokenError,
+    DownstreamTokens,
+    ExchangeRefused,
+    ExchangeUnavailable,
+)
 from mcpward.guard._dpop import ResourceProofs
 from mcpward.guard._errors import (
     BadAuthorization,
@@ -185,6 +191,10 @@ __all__ = [
     "ByFormat",
     "CasbinPolicy",
     "ClaimMapping",
+    "DownstreamTokenError",
+    "DownstreamTokens",
+    "ExchangeRefused",
+    "ExchangeUnavailable",
     "FailureMode",
     "Guard",
     "GuardError",

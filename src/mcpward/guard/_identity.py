@@ -32,6 +32,18 @@ class Identity:
     def has_scopes(self, required: frozenset[str] | set[str]) -> bool:
         return required <= self.scopes
 
+    @property
+    def actors(self) -> tuple[str, ...]:
+        """Who acts for the subject, outermost first: the ``act`` chain of a token from a
+        token exchange (RFC 8693 §4.1); empty for a token the subject's client holds."""
+        chain: list[str] = []
+        act = self.claims.get("act")
+        while isinstance(act, Mapping) and len(chain) < 8:
+            sub = act.get("sub")
+            chain.append(sub if isinstance(sub, str) else "?")
+            act = act.get("act")
+        return tuple(chain)
+
 
 _current: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
     "mcpward_identity", default=None

@@ -230,6 +230,9 @@ class GuardMiddleware:
             "duration_ms": round(seconds * 1000, 3),
             "reason": reason,
         }
+        if identity is not None and "act" in identity.claims:
+            # A downstream call on someone's behalf: who acted (RFC 8693 §4.1).
+            common["detail"] = {"actor_chain": ",".join(identity.actors)}
         methods = ",".join(dict.fromkeys(c.method for c in calls)) or http_method
         guard.emit(AuditEvent(event="mcp.request", outcome=outcome, method=methods, **common))
         for call, tool_outcome in zip(tool_calls, tool_outcomes, strict=True):

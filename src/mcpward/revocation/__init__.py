@@ -14,6 +14,7 @@ from mcpward.revocation._memory import InProcessRevocations
 from mcpward.revocation._types import (
     FanOut,
     NullPublisher,
+    Resync,
     RevocationPublisher,
     RevocationView,
     TokenRef,
@@ -25,6 +26,7 @@ __all__ = [
     "FanOut",
     "InProcessRevocations",
     "NullPublisher",
+    "Resync",
     "Revocation",
     "RevocationKind",
     "RevocationPublisher",

@@ -16,6 +16,19 @@ class RevocationPublisher(Protocol):
         ...
 
 
+class Resync(Protocol):
+    """A publisher whose store can lose what it was given (a Redis restarted without
+    persistence): the log relay asks, and publishes every live revocation again."""
+
+    async def lost(self) -> bool:
+        """Whether what was published may be gone (no full load since the store began)."""
+        ...
+
+    async def restored(self) -> None:
+        """A full load of the log has just been published."""
+        ...
+
+
 class NullPublisher:
     """For deployments where guards only poll the table."""
 

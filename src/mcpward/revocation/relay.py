@@ -20,12 +20,14 @@ import logging
 from types import TracebackType
 
 from mcpward._clock import Clock, system_clock
-from mcpward.revocation._types import RevocationPublisher
+from mcpward.revocation._types import Resync, RevocationPublisher
 from mcpward.storage.contracts import RevocationLog
 
 log = logging.getLogger("mcpward.revocation")
 
 GAP_PATIENCE = 30.0
+# How far below the newest entry a first load looks for numbers still in flight.
+FIRST_LOAD_GAP_WINDOW = 1000
 
 
 class LogFollower:
@@ -38,6 +40,7 @@ class LogFollower:
         clock: Clock = system_clock,
         gap_patience: float = GAP_PATIENCE,
         name: str = "revocation log",
+        resync: Resync | None = None,
     ) -> None:
         self._source = source
         self._publisher = publisher
@@ -45,6 +48,7 @@ class LogFollower:
         self._clock = clock
         self._gap_patience = gap_patience
         self._name = name
+        self._resync = resync
         self.last_seq = 0
         # seq -> when it was first found missing
         self._gaps: dict[int, float] = {}
@@ -58,10 +62,16 @@ class LogFollower:
         many."""
         now = self._clock()
         self._gaps = {s: t for s, t in self._gaps.items() if now - t < self._gap_patience}
+        if self.last_seq and self._resync is not None and await self._resync.lost():
+            log.warning("%s: the shared state lost its revocations; publishing again", self._name)
+            self.last_seq = 0
+            self._gaps.clear()
         # The first load takes only what can still match a valid token.
-        live_after = now if self.last_seq == 0 else None
+        full_load = self.last_seq == 0
+        live_after = now if full_load else None
         since = min(self._gaps) - 1 if self._gaps else self.last_seq
         count = 0
+        first_load_gaps: list[int] = []
         while True:
             rows = await self._source.revocations_since(since, live_after=live_after)
             fresh = [(seq, r) for seq, r in rows if seq > self.last_seq or self._filled(seq)]
@@ -69,12 +79,22 @@ class LogFollower:
                 await self._publisher.publish([r for _, r in fresh])
                 count += len(fresh)
             if not rows:
+                for missing in first_load_gaps:
+                    self._gaps.setdefault(missing, now)
+                if full_load and self._resync is not None:
+                    await self._resync.restored()
                 self.caught_up_at = now
                 return count
             top = rows[-1][0]
             if top > self.last_seq:
                 seen = {seq for seq, _ in rows}
-                if self.last_seq:
+                if full_load:
+                    # A first load leaves out expired entries, so a missing number is a
+                    # gap only where a transaction can still be in flight: just below
+                    # the newest entry of the last batch.
+                    low = max(since, top - FIRST_LOAD_GAP_WINDOW)
+                    first_load_gaps = [s for s in range(low + 1, top) if s not in seen]
+                else:
                     for missing in range(self.last_seq + 1, top):
                         if missing not in seen:
                             self._gaps.setdefault(missing, now)

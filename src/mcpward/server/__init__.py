@@ -22,6 +22,7 @@ from mcpward.server._authorization import (
     issue_code,
     validate_request,
 )
+from mcpward.server._readiness import Readiness
 from mcpward.server.app import routes, token_fast_path
 from mcpward.server.core import AuthorizationServer, Endpoints
 from mcpward.server.pages import page_routes as _page_routes
@@ -30,6 +31,7 @@ __all__ = [
     "AuthorizationRequest",
     "AuthorizationServer",
     "Endpoints",
+    "Readiness",
     "RedirectableError",
     "UnsafeRequest",
     "create_app",

@@ -20,9 +20,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from mcpward._clock import Clock
+from mcpward.server._workload import CLIENT_ASSERTION, WorkloadMatch, WorkloadTrust
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.errors import InvalidClient, InvalidRequest
-from mcpward.storage.records import ClientRecord
+from mcpward.storage.records import JWT_BEARER, ClientRecord
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"]
@@ -36,7 +37,10 @@ RememberJti = Callable[[str, str, float], Awaitable[bool]]
 @dataclass(frozen=True, slots=True)
 class AuthenticatedClient:
     client: ClientRecord
+    # The registered method used, or "workload_jwt" when a workload JWT (SEP-1933)
+    # authenticated the client through a workload rule, named in ``workload``.
     method: str
+    workload: WorkloadMatch | None = None
 
 
 class ClientAuthenticator:
@@ -48,6 +52,7 @@ class ClientAuthenticator:
         audiences: tuple[str, ...],
         remember_jti: RememberJti,
         fetch_jwks: JwksFetcher | None = None,
+        workload: WorkloadTrust | None = None,
         leeway: float = 60.0,
     ) -> None:
         self._registry = registry
@@ -55,6 +60,7 @@ class ClientAuthenticator:
         self._audiences = audiences
         self._remember_jti = remember_jti
         self._fetch_jwks = fetch_jwks
+        self._workload = workload
         self._leeway = leeway
 
     async def authenticate(
@@ -82,8 +88,16 @@ class ClientAuthenticator:
             return await self._by_secret(client_id, secret, method, basic_attempted=True)
         if method == "client_secret_post":
             return await self._by_secret(form.get("client_id", ""), form["client_secret"], method)
+        workload = self._workload
         if method == "private_key_jwt":
+            if workload is not None and workload.recognizes(form["client_assertion"]):
+                return await self._by_workload(form, form["client_assertion"], CLIENT_ASSERTION)
             return await self._by_assertion(form)
+        if workload is not None and form.get("grant_type") == JWT_BEARER:
+            # SEP-1933: no secret; the workload JWT in the grant is the client's credential.
+            assertion = form.get("assertion")
+            if assertion and workload.recognizes(assertion):
+                return await self._by_workload(form, assertion, JWT_BEARER)
 
         client_id = form.get("client_id", "")
         client = await self._usable_client(client_id)
@@ -149,6 +163,15 @@ class ClientAuthenticator:
             # A registered client: the audit trail may name it.
             raise InvalidClient(error.description, client_id=client_id) from None
         return AuthenticatedClient(client, "private_key_jwt")
+
+    async def _by_workload(
+        self, form: Mapping[str, str], token: str, via: str
+    ) -> AuthenticatedClient:
+        assert self._workload is not None
+        if via == CLIENT_ASSERTION and form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise InvalidClient("unsupported client_assertion_type")
+        match = await self._workload.authenticate(token, form.get("client_id"), via=via)
+        return AuthenticatedClient(match.client, "workload_jwt", match)
 
     async def _client_keys(self, client: ClientRecord) -> KeySet:
         document: dict[str, Any] | None = client.jwks

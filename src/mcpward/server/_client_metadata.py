@@ -38,6 +38,7 @@ from mcpward.server.errors import InvalidClientMetadata, InvalidRedirectUri, OAu
 from mcpward.storage.records import (
     AUTH_METHODS,
     GRANT_TYPES,
+    SELF_REGISTERED_GRANT_TYPES,
     AuthMethod,
     ClientRecord,
     ClientSource,
@@ -148,7 +149,7 @@ def validate_metadata(
     resources: Sequence[ResourceRecord],
     auth_methods: Sequence[str] = AUTH_METHODS,
     default_auth_method: str = "client_secret_basic",
-    grant_types: Sequence[str] = GRANT_TYPES,
+    grant_types: Sequence[str] = SELF_REGISTERED_GRANT_TYPES,
     drop_unknown_scopes: bool = False,
     allow_http_jwks_uri: bool = False,
 ) -> ClientMetadata:
@@ -161,7 +162,7 @@ def validate_metadata(
     if not isinstance(body, Mapping):
         raise InvalidClientMetadata("the client metadata must be a JSON object")
 
-    grants = _string_list(body, "grant_types", max_items=len(GRANT_TYPES), max_len=40)
+    grants = _string_list(body, "grant_types", max_items=len(GRANT_TYPES), max_len=64)
     if grants is None:
         grants = ("authorization_code",)
     if not grants:

@@ -1,5 +1,6 @@
-"""Encryption at rest for signing keys and TOTP secrets: AES-256-GCM under the operator's
-data key. The associated data binds each ciphertext to its purpose and row."""
+"""Encryption at rest for signing keys, TOTP secrets and refresh-token successors:
+AES-256-GCM under the operator's data key, or under a key derived from it for one purpose
+(HKDF-SHA256, RFC 5869). The associated data binds each ciphertext to its purpose and row."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class DataKey:
         holding this data key, so derived secrets need no storage."""
         info = f"mcpward {purpose}".encode()
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._raw)
+
+    def derived(self, purpose: str) -> DataKey:
+        """The data key of ``purpose`` (see :meth:`derive`), for encrypting with it."""
+        return DataKey(base64.urlsafe_b64encode(self.derive(purpose)).decode().rstrip("="))
 
     def encrypt(self, plaintext: bytes, context: str) -> bytes:
         nonce = os.urandom(12)

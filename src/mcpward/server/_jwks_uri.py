@@ -15,6 +15,8 @@ from mcpward.server.errors import OAuthError
 log = logging.getLogger("mcpward.server.jwks_uri")
 
 JWKS_MAX_BYTES = 64 * 1024
+# RFC 7517 §8.5's media type, and the plain JSON most servers send.
+JWKS_TYPES = ("application/json", "application/jwk-set+json")
 JWKS_MAX_CACHE = 300.0
 MAX_CACHED = 1000
 
@@ -33,7 +35,9 @@ class JwksUriFetcher:
         if hit is not None and hit[0] > now:
             return hit[1]
         try:
-            fetched = await self._fetcher.fetch_json(url, max_bytes=JWKS_MAX_BYTES)
+            fetched = await self._fetcher.fetch_json(
+                url, max_bytes=JWKS_MAX_BYTES, media_types=JWKS_TYPES
+            )
             try:
                 jwks = validate_jwks(fetched.body)
             except OAuthError:

@@ -18,7 +18,7 @@ import re
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit
 
-from mcpward.config import is_loopback_host
+from mcpward._hosts import is_loopback_host
 from mcpward.server.errors import InvalidRedirectUri
 
 ApplicationType = Literal["native", "web"]

@@ -6,6 +6,8 @@ from typing import Any
 
 from mcpward.server._client_auth import ASSERTION_ALGS
 from mcpward.server.core import AuthorizationServer
+from mcpward.server.grants.jwt_bearer import ID_JAG_PROFILE
+from mcpward.storage.records import JWT_BEARER, TOKEN_EXCHANGE
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -23,7 +25,7 @@ def metadata(server: AuthorizationServer) -> dict[str, Any]:
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": grant_types(server),
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
@@ -39,7 +41,22 @@ def metadata(server: AuthorizationServer) -> dict[str, Any]:
         doc["dpop_signing_alg_values_supported"] = list(server.dpop.algorithms)
     if server.settings.dynamic_client_registration:
         doc["registration_endpoint"] = endpoints.registration
+    if any("id-jag" in i.profiles for i in server.settings.trusted_issuers):
+        # draft-ietf-oauth-identity-assertion-authz-grant §6.2
+        doc["authorization_grant_profiles_supported"] = [ID_JAG_PROFILE]
     return doc
+
+
+def grant_types(server: AuthorizationServer) -> list[str]:
+    """The grants this server can answer as configured: the JWT bearer grant once an
+    issuer is trusted, token exchange once a policy allows one."""
+    settings = server.settings
+    grants = ["authorization_code", "refresh_token", "client_credentials"]
+    if settings.trusted_issuers:
+        grants.append(JWT_BEARER)
+    if settings.token_exchange:
+        grants.append(TOKEN_EXCHANGE)
+    return grants
 
 
 def well_known_paths(issuer_path: str) -> list[str]:

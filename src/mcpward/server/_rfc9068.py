@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ def mint_access_token(
     lifetime: float,
     family_id: str | None = None,
     auth_time: float | None = None,
+    act: Mapping[str, Any] | None = None,
     jkt: str | None = None,
 ) -> IssuedAccessToken:
     signer = keys.signing_key()
@@ -58,6 +60,8 @@ def mint_access_token(
         claims["sid"] = family_id
     if auth_time is not None:
         claims["auth_time"] = int(auth_time)
+    if act is not None:
+        claims["act"] = dict(act)
     if jkt is not None:
         # RFC 9449 §6.1: the token is bound to the DPoP key with this thumbprint.
         claims["cnf"] = {"jkt": jkt}

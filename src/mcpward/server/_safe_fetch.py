@@ -12,7 +12,8 @@ SSRF. Used for Client ID Metadata Documents and for private_key_jwt clients' ``j
 * follows no redirects, asks for ``identity`` encoding and refuses compressed bodies,
   streams at most ``max_bytes`` and stops, and gives the whole fetch (DNS included) one
   deadline of ``timeout`` seconds;
-* accepts only ``200`` with ``Content-Type: application/json``.
+* accepts only ``200`` with ``Content-Type: application/json`` (or another JSON media type
+  the caller names, such as RFC 7517's ``application/jwk-set+json``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from mcpward.server._client_metadata import parse_json
 from mcpward.server.errors import OAuthError
 
 URL_CHARS = re.compile(r"^[\x21-\x7e]+$")
+JSON = ("application/json",)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -120,7 +122,9 @@ class SafeFetcher:
         self._allow_http = allow_http
         self._verify = verify
 
-    async def fetch_json(self, url: str, *, max_bytes: int) -> Fetched:
+    async def fetch_json(
+        self, url: str, *, max_bytes: int, media_types: tuple[str, ...] = JSON
+    ) -> Fetched:
         if len(url) > 2048 or not URL_CHARS.match(url) or "#" in url:
             raise FetchRefused("bad_url")
         try:
@@ -141,7 +145,9 @@ class SafeFetcher:
                 # host where the server listens only on IPv4, for instance).
                 for address in addresses[:4]:
                     try:
-                        return await self._get(parts, host, port, explicit_port, address, max_bytes)
+                        return await self._get(
+                            parts, host, port, explicit_port, address, max_bytes, media_types
+                        )
                     except FetchRefused as error:
                         if error.reason != "connect_failed":
                             raise
@@ -185,6 +191,7 @@ class SafeFetcher:
         explicit_port: int | None,
         address: IPAddress,
         max_bytes: int,
+        media_types: tuple[str, ...],
     ) -> Fetched:
         ip_host = f"[{address.compressed}]" if address.version == 6 else address.compressed
         target = urlunsplit((parts.scheme, f"{ip_host}:{port}", parts.path or "/", parts.query, ""))
@@ -213,7 +220,7 @@ class SafeFetcher:
             except httpx.HTTPError:
                 raise FetchRefused("http_error") from None
             try:
-                body = await self._read(response, max_bytes)
+                body = await self._read(response, max_bytes, media_types)
             finally:
                 await response.aclose()
         try:
@@ -222,12 +229,14 @@ class SafeFetcher:
             raise FetchRefused("not_json") from None
         return Fetched(document, max_age(response.headers.get("cache-control")))
 
-    async def _read(self, response: httpx.Response, max_bytes: int) -> bytes:
+    async def _read(
+        self, response: httpx.Response, max_bytes: int, media_types: tuple[str, ...]
+    ) -> bytes:
         if response.is_redirect or 300 <= response.status_code < 400:
             raise FetchRefused("redirect")
         if response.status_code != 200:
             raise FetchRefused("http_status")
-        if media_type(response.headers.get("content-type")) != "application/json":
+        if media_type(response.headers.get("content-type")) not in media_types:
             raise FetchRefused("content_type")
         if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
             raise FetchRefused("content_encoding")

@@ -54,3 +54,15 @@ def grantable(
     if not granted:
         raise InvalidScope("the client is allowed none of the requested scopes")
     return granted
+
+
+def within(granted: tuple[str, ...], bound: Iterable[str] | None, refusal: str) -> tuple[str, ...]:
+    """``granted`` narrowed to ``bound`` (an ID-JAG's scope, a workload rule's, an
+    exchange policy's); ``None`` sets no bound. Nothing left is ``invalid_scope``."""
+    if bound is None:
+        return granted
+    allowed = set(bound)
+    kept = tuple(s for s in granted if s in allowed)
+    if not kept:
+        raise InvalidScope(refusal)
+    return kept

@@ -22,6 +22,7 @@ from mcpward.dpop import Proof
 from mcpward.server import _rfc7009, _rfc7591, _rfc7662, _rfc8414, grants
 from mcpward.server._client_auth import AuthenticatedClient
 from mcpward.server._forms import parse_form, read_body, read_form
+from mcpward.server._readiness import Readiness
 from mcpward.server.core import AuthorizationServer
 from mcpward.server.errors import (
     InvalidClient,
@@ -65,7 +66,7 @@ def as_oauth_error(server: AuthorizationServer, exc: Exception, path: str) -> OA
     if isinstance(exc, StateUnavailable):
         return TemporarilyUnavailable("a shared service is unavailable, retry")
     if server.store.is_unavailable(exc):
-        log.error("storage unavailable at %s: %s", path, type(exc).__name__)
+        server.storage_outage.failed(type(exc).__name__)
         return TemporarilyUnavailable("storage is unavailable, retry")
     log.error("unexpected error at %s: %s", path, type(exc).__name__, exc_info=exc)
     return ServerError()
@@ -201,7 +202,7 @@ def _cors(app: ASGIApp, server: AuthorizationServer, methods: list[str]) -> ASGI
     )
 
 
-def routes(server: AuthorizationServer) -> list[BaseRoute]:
+def routes(server: AuthorizationServer, readiness: Readiness | None = None) -> list[BaseRoute]:
     async def metadata(request: Request) -> Response:
         return json_response(_rfc8414.metadata(server), cache="public, max-age=300")
 
@@ -253,13 +254,11 @@ def routes(server: AuthorizationServer) -> list[BaseRoute]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    readiness = readiness or Readiness()
+
     async def readyz(request: Request) -> Response:
-        try:
-            await server.store.ping()
-        except Exception as exc:
-            log.warning("readiness: storage unreachable: %s", type(exc).__name__)
-            return JSONResponse({"status": "storage unreachable"}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        status, body = await readiness.check(server)
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     issuer_path = urlsplit(server.settings.issuer).path
     base = issuer_path.rstrip("/")

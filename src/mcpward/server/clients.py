@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from mcpward._clock import Clock
 from mcpward._secrets import credential_hash, hint, is_well_formed, new_credential
@@ -27,7 +27,7 @@ MetadataResolver = Callable[[str], Awaitable[ClientRecord | None]]
 @dataclass(frozen=True, slots=True)
 class NewSecret:
     client_id: str
-    secret: str
+    secret: str = field(repr=False)  # never in a traceback's or a log's repr
     expires_at: float
 
 
@@ -117,21 +117,28 @@ class ClientRegistry:
         self.invalidate(client.client_id)
         return NewSecret(client.client_id, secret, expires_at) if secret else None
 
-    async def rotate_secret(self, client_id: str, overlap: float | None = None) -> NewSecret:
-        """Issue a new secret; the old ones keep working for the overlap window."""
+    def new_secret(self, client_id: str) -> NewSecret:
+        """A fresh secret and its expiry, not stored yet: automated rotation hands it to
+        the secret store before committing it (server/secret_rotation.py)."""
+        return NewSecret(client_id, new_credential("cs"), self._clock() + self.secret_lifetime)
+
+    async def rotate_secret(
+        self, client_id: str, overlap: float | None = None, *, secret: NewSecret | None = None
+    ) -> NewSecret:
+        """Store a new secret (``secret``, or a fresh one); the old ones keep working for
+        the overlap window."""
         now = self._clock()
-        secret = new_credential("cs")
-        expires_at = now + self.secret_lifetime
+        secret = secret or self.new_secret(client_id)
         await self._store.rotate_secret(
             client_id,
-            new_hash=credential_hash(secret),
-            hint=hint(secret),
+            new_hash=credential_hash(secret.secret),
+            hint=hint(secret.secret),
             now=now,
-            expires_at=expires_at,
+            expires_at=secret.expires_at,
             old_valid_until=now + (self.secret_overlap if overlap is None else overlap),
         )
         self.invalidate(client_id)
-        return NewSecret(client_id, secret, expires_at)
+        return secret
 
     async def due_for_rotation(self, within: float) -> list[str]:
         """Clients whose newest secret expires within ``within`` seconds (or has expired).

@@ -8,16 +8,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mcpward._clock import Clock, system_clock
+from mcpward._outage import OutageLog
 from mcpward.audit import AuditEvent, AuditLog, EventName, Outcome
 from mcpward.config import Settings
 from mcpward.revocation import Revocation, RevocationPublisher
+from mcpward.server._assertions import AssertionVerifier
 from mcpward.server._client_auth import ClientAuthenticator
+from mcpward.server._crypto import DataKey
 from mcpward.server._rfc9068 import IssuedAccessToken, mint_access_token
 from mcpward.server._rfc9449 import TokenEndpointProofs
+from mcpward.server._workload import WorkloadTrust
 from mcpward.server.clients import ClientRegistry
 from mcpward.server.keys import KeyRing
 from mcpward.server.resources import ResourceRegistry
@@ -70,7 +75,10 @@ class AuthorizationServer:
         audit: AuditLog,
         shared: SharedState,
         publisher: RevocationPublisher,
+        successor_key: DataKey,
         dpop: TokenEndpointProofs,
+        assertion_verifier: AssertionVerifier,
+        workload: WorkloadTrust,
         clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
@@ -87,10 +95,18 @@ class AuthorizationServer:
         self.replay: ReplayCache = shared.replay
         # Where revocations go once committed: Redis, or this process's guard view.
         self.publisher = publisher
+        # Encrypts a rotated refresh token's successor for its retry window.
+        self.successor_key = successor_key
         # DPoP proofs of token requests (RFC 9449): checked, their jtis spent in `replay`.
         self.dpop = dpop
+        # JWT grants from trusted issuers (ID-JAGs, workload JWTs) and the workload rules.
+        self.assertion_verifier = assertion_verifier
+        self.workload = workload
         self.clock = clock
         self.endpoints = Endpoints(settings.issuer)
+        # Storage failures are answered 503 each, and logged once per outage; the end of
+        # an outage is noticed by the next successful readiness check or maintenance run.
+        self.storage_outage = OutageLog("storage", log, "requests that need it answer 503")
 
     async def close(self) -> None:
         await self.store.close()
@@ -110,7 +126,9 @@ class AuthorizationServer:
                 await self.store.metadata_documents.purge_expired(now)
                 await self.store.sessions.purge_expired(now)
             except Exception as exc:  # keep serving; readiness reports storage trouble
-                log.warning("maintenance failed: %s", type(exc).__name__)
+                self.storage_outage.failed(type(exc).__name__)
+            else:
+                self.storage_outage.succeeded()
 
     # -- resources (RFC 8707) -------------------------------------------------------------
 
@@ -139,8 +157,12 @@ class AuthorizationServer:
         family_id: str | None = None,
         auth_time: float | None = None,
         jkt: str | None = None,
+        lifetime: float | None = None,
+        act: Mapping[str, Any] | None = None,
     ) -> IssuedAccessToken:
-        """An access token; with ``jkt``, bound to that DPoP key (``cnf.jkt``)."""
+        """An access token; with ``jkt``, bound to that DPoP key (``cnf.jkt``);
+        ``lifetime`` shortens the configured one (exchanged tokens), ``act`` names who
+        acts for the subject (RFC 8693 §4.1)."""
         return mint_access_token(
             self.keys,
             issuer=self.settings.issuer,
@@ -149,10 +171,13 @@ class AuthorizationServer:
             audience=resource,
             scope=scope,
             now=self.clock(),
-            lifetime=self.settings.lifetimes.access_token,
+            lifetime=min(lifetime, self.settings.lifetimes.access_token)
+            if lifetime is not None
+            else self.settings.lifetimes.access_token,
             family_id=family_id,
             auth_time=auth_time,
             jkt=jkt,
+            act=act,
         )
 
     # -- revocation -------------------------------------------------------------------------

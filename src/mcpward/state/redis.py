@@ -78,6 +78,15 @@ class RedisRevocations:
 
         await self._outage.guard(send)
 
+    # Resync: a marker written after a full load; a Redis restarted empty lacks it.
+    async def lost(self) -> bool:
+        marker = self.prefix + "loaded"
+        return not await self._outage.guard(lambda: self.redis.exists(marker))
+
+    async def restored(self) -> None:
+        marker = self.prefix + "loaded"
+        await self._outage.guard(lambda: self.redis.set(marker, "1"))
+
     async def is_revoked(self, token: TokenRef) -> bool:
         keys = revocation_keys(token, self.prefix)
         values = await self._outage.guard(lambda: self.redis.mget(keys))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mcpward._clock import Clock, system_clock
-from mcpward.revocation import InProcessRevocations, RevocationPublisher, RevocationView
+from mcpward.revocation import InProcessRevocations, Resync, RevocationPublisher, RevocationView
 from mcpward.state._contracts import RateLimiter, ReplayCache
 from mcpward.state.memory import MemoryRateLimiter, MemoryReplayCache
 
@@ -34,6 +34,8 @@ class SharedState:
     publisher: RevocationPublisher
     redis: Redis | None = None
     shared: bool = False
+    # Tells the log relay when the backend lost what was published (Redis restarted).
+    resync: Resync | None = None
 
     async def aclose(self) -> None:
         if self.redis is not None:
@@ -75,6 +77,7 @@ def over_redis(redis: Redis) -> SharedState:
         publisher=revocations,
         redis=redis,
         shared=True,
+        resync=revocations,
     )
 
 

@@ -24,6 +24,7 @@ from mcpward.storage.records import (
     ResourceRecord,
     Revocation,
     RevocationKind,
+    Rotation,
     SecretRecord,
     SigningKeyRecord,
     UserRecord,
@@ -110,10 +111,31 @@ class GrantStore(Protocol):
 
     async def get_refresh(self, token_hash: str) -> tuple[RefreshRecord, FamilyRecord] | None: ...
 
-    async def rotate_refresh(self, old_hash: str, now: float, new: RefreshRecord) -> bool:
-        """Spend ``old_hash`` and store its successor in one atomic step, only if it is
-        unspent and its family unrevoked. False, and nothing written, otherwise: of two
-        concurrent rotations of one token exactly one returns True."""
+    async def rotate_refresh(
+        self,
+        old_hash: str,
+        now: float,
+        new: RefreshRecord,
+        successor_enc: bytes | None = None,
+        successor_until: float | None = None,
+    ) -> Rotation:
+        """Rotate a refresh token, in one atomic step that either happens whole or not
+        at all; of any number of concurrent callers presenting ``old_hash`` (on one
+        replica or several), exactly one rotates.
+
+        If ``old_hash`` is unspent and its family unrevoked: mark it spent at ``now``,
+        insert ``new`` (whose ``parent_hash`` is ``old_hash``), keep ``successor_enc``
+        (``new``'s token, encrypted by the caller) on the spent record until
+        ``successor_until``, and erase the successor stored on the record ``old_hash``
+        was itself rotated from (the chain has moved on: presenting that one again is a
+        reuse from now on). Returns ``Rotation(rotated=True)``.
+
+        Otherwise nothing is written, and the result carries the successor stored on the
+        spent record when its window is still open at ``now`` and its family unrevoked,
+        read after any concurrent rotation of the same token committed: every caller
+        that loses a race to the rotation, or retries within the window, finds the
+        winner's successor. ``Rotation(rotated=False, successor_enc=None)`` means a reuse.
+        """
         ...
 
     async def revoke_family(
@@ -155,7 +177,8 @@ class GrantStore(Protocol):
         ...
 
     async def purge_expired(self, now: float) -> None:
-        """Forget codes, tokens, families, revocations and jtis past their expiry."""
+        """Forget codes, tokens, families, revocations and jtis past their expiry, and
+        erase stored refresh-token successors whose retry window has closed."""
         ...
 
 

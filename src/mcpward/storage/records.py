@@ -8,7 +8,13 @@ from typing import Any, Literal
 
 ClientSource = Literal["preregistered", "dcr", "cimd"]
 AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
-GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
+GrantType = Literal[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",  # RFC 7523 §2.1: ID-JAG, workload JWTs
+    "urn:ietf:params:oauth:grant-type:token-exchange",  # RFC 8693: on-behalf-of downstream
+]
 ApplicationType = Literal["native", "web"]
 SigningAlg = Literal["ES256", "EdDSA"]
 RevocationKind = Literal["jti", "family", "subject", "client"]
@@ -19,7 +25,23 @@ AUTH_METHODS: tuple[AuthMethod, ...] = (
     "client_secret_post",
     "private_key_jwt",
 )
-GRANT_TYPES: tuple[GrantType, ...] = ("authorization_code", "refresh_token", "client_credentials")
+JWT_BEARER: GrantType = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+TOKEN_EXCHANGE: GrantType = "urn:ietf:params:oauth:grant-type:token-exchange"
+GRANT_TYPES: tuple[GrantType, ...] = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    JWT_BEARER,
+    TOKEN_EXCHANGE,
+)
+# What a client may register for itself (RFC 7591, Client ID Metadata Documents): the
+# assertion and exchange grants are for clients an operator registers, whose trust comes
+# from configuration (trusted issuers, workload rules, exchange policies).
+SELF_REGISTERED_GRANT_TYPES: tuple[GrantType, ...] = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +128,29 @@ class RefreshRecord:
     created_at: float
     expires_at: float
     used_at: float | None = None
+    # The token this one was rotated from (None for a family's first).
+    parent_hash: str | None = None
+    # Once spent: its successor, encrypted under a key derived from the data key, kept
+    # only until ``successor_until`` (the retry window) so that a retry gets the same one.
+    successor_enc: bytes | None = None
+    successor_until: float | None = None
+
+    def stored_successor(self, now: float) -> bytes | None:
+        """The encrypted successor, while the retry window is open."""
+        if self.successor_until is None or now > self.successor_until:
+            return None
+        return self.successor_enc
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What :meth:`~mcpward.storage.contracts.GrantStore.rotate_refresh` did."""
+
+    # This call spent the token and stored the successor it was given.
+    rotated: bool
+    # Not rotated: the successor an earlier rotation stored, if its window is still open
+    # and its family unrevoked (else None: the presentation is a reuse).
+    successor_enc: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

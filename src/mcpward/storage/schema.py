@@ -166,7 +166,15 @@ refresh_tokens = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("used_at", Float, nullable=True),
+    # The token this one was rotated from; null for a family's first refresh token.
+    Column("parent_hash", String(64), nullable=True),
+    # A spent token's successor, AES-GCM under a key derived from the data key, kept for
+    # the retry window only (a retry after a lost answer gets the same successor), then
+    # erased (successor_until in the past, or the successor itself rotated).
+    Column("successor_enc", LargeBinary, nullable=True),
+    Column("successor_until", Float, nullable=True),
     Index("ix_refresh_tokens_family_id", "family_id"),
+    Index("ix_refresh_tokens_successor_until", "successor_until"),
 )
 
 # Append-only feed of revocations, read by the guard (polling by seq) so that a revocation

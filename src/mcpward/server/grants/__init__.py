@@ -1,5 +1,5 @@
-"""The token endpoint's grants (RFC 6749 §4-6, OAuth 2.1 §4, RFC 9700 §4.14, RFC 8707),
-one module each, dispatched by ``grant_type`` through :data:`GRANTS`.
+"""The token endpoint's grants (RFC 6749 §4-6, OAuth 2.1 §4, RFC 9700 §4.14, RFC 8707,
+RFC 7523 §2.1, RFC 8693), one module each, dispatched by ``grant_type`` through :data:`GRANTS`.
 
 A new grant is a class with a ``grant_type`` and an async ``respond`` (see
 :class:`~mcpward.server.grants._common.Grant`), listed in :data:`GRANTS`.
@@ -22,10 +22,19 @@ from mcpward.server.errors import (
 from mcpward.server.grants._common import Grant, TokenRequest
 from mcpward.server.grants.authorization_code import AuthorizationCode
 from mcpward.server.grants.client_credentials import ClientCredentials
+from mcpward.server.grants.jwt_bearer import JwtBearer
 from mcpward.server.grants.refresh_token import RefreshToken
+from mcpward.server.grants.token_exchange import TokenExchange
 
 GRANTS: dict[str, Grant] = {
-    grant.grant_type: grant for grant in (AuthorizationCode(), RefreshToken(), ClientCredentials())
+    grant.grant_type: grant
+    for grant in (
+        AuthorizationCode(),
+        RefreshToken(),
+        ClientCredentials(),
+        JwtBearer(),
+        TokenExchange(),
+    )
 }
 
 __all__ = ["GRANTS", "Grant", "TokenRequest", "token_response"]

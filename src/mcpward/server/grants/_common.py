@@ -85,10 +85,16 @@ def issue(
     auth_time: float | None = None,
     refresh_token: str | None = None,
     jkt: str | None = None,
+    lifetime: float | None = None,
+    act: Mapping[str, Any] | None = None,
+    detail: Mapping[str, str | int | float | bool | None] | None = None,
+    body_extra: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Mint the access token, write the audit event, and return the response body
     (RFC 6749 §5.1; ``scope`` always, as it may differ from the request, §3.3). With
-    ``jkt`` the token is bound to that DPoP key and its type is ``DPoP`` (RFC 9449 §5)."""
+    ``jkt`` the token is bound to that DPoP key and its type is ``DPoP`` (RFC 9449 §5).
+    ``detail`` adds identifiers to the audit event (grant type, assertion issuer and
+    jti, actor chain); ``body_extra`` adds response members (RFC 8693 §2.2.1)."""
     scope = _scopes.render(scopes)
     access = server.mint(
         subject=subject,
@@ -98,16 +104,18 @@ def issue(
         family_id=family_id,
         auth_time=auth_time,
         jkt=jkt,
+        lifetime=lifetime,
+        act=act,
     )
-    detail: dict[str, str | int | float | bool | None] = {}
+    audit_detail: dict[str, str | int | float | bool | None] = dict(detail or {})
     if family_id:
-        detail["family"] = family_id
+        audit_detail["family"] = family_id
     if jkt:
         # The key's thumbprint: a public identifier, never the proof.
-        detail["jkt"] = jkt
+        audit_detail["jkt"] = jkt
     if requested and set(requested) != set(scopes):
         # Scope tokens are validated (RFC 6749 §3.3 syntax, known to the resource).
-        detail["requested_scope"] = _scopes.render(requested)
+        audit_detail["requested_scope"] = _scopes.render(requested)
     server.audit.emit(
         AuditEvent(
             event,
@@ -117,7 +125,7 @@ def issue(
             jti=access.jti,
             scopes=sorted(set(scopes)),
             audience=resource,
-            detail=detail,
+            detail=audit_detail,
         )
     )
     body: dict[str, Any] = {
@@ -128,4 +136,6 @@ def issue(
     }
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
+    if body_extra:
+        body.update(body_extra)
     return body

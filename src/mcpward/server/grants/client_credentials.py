@@ -15,12 +15,22 @@ class ClientCredentials:
     grant_type: ClassVar[str] = "client_credentials"
 
     async def respond(self, server: AuthorizationServer, request: TokenRequest) -> dict[str, Any]:
-        client = request.authenticated.client
-        if client.is_public:
+        authenticated = request.authenticated
+        client = authenticated.client
+        # A credential must have been shown: a secret, a key, or a workload JWT (SEP-1933)
+        # whose rule names this client.
+        if authenticated.method == "none":
             raise UnauthorizedClient("client_credentials needs a confidential client")
         resource = server.resolve_resource(request.resources)
         requested = _scopes.parse(request.form.get("scope"))
         granted = _scopes.grantable(requested, resource, client.allowed_scope)
+        workload = authenticated.workload
+        if workload is not None:
+            granted = _scopes.within(
+                granted,
+                workload.rule.scopes,
+                f"workload rule {workload.rule.name} allows none of the requested scopes",
+            )
         return issue(
             server,
             event="token.issued",
@@ -30,4 +40,5 @@ class ClientCredentials:
             scopes=granted,
             requested=requested,
             jkt=request.jkt,
+            detail=workload.audit_detail() if workload is not None else None,
         )

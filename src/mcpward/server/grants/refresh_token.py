@@ -1,10 +1,22 @@
 """The refresh token grant (RFC 6749 §6) with one-time-use rotation and reuse detection
 (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1): each use spends the token and issues its successor;
-a spent token presented again revokes the whole family."""
+a spent token presented again revokes the whole family.
+
+Benign concurrency is not a reuse: a spent token presented again by the client it was
+issued to, within ``refresh_retry_window`` seconds of its rotation and while its successor
+is unspent, is answered with that same successor and a new access token for the same
+grant (a retry after an answer lost to a crash or a timeout, two workers or two replicas
+refreshing at once). The successor is kept encrypted on the spent token's record for the
+window only. Because both holders then hold the same successor, a fork is still caught at
+the next rotation: the second use of the successor outside its window is a reuse.
+``refresh_retry_window = 0`` is strict RFC 9700 detection: every second use is a reuse.
+"""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, NoReturn
+
+from cryptography.exceptions import InvalidTag
 
 from mcpward._secrets import credential_hash, new_credential
 from mcpward.server import _scopes
@@ -30,13 +42,11 @@ class RefreshToken:
         if family.client_id != client.client_id:
             raise InvalidGrant("the refresh token was issued to another client")
         # RFC 9449 §5: a bound refresh token without a proof of its key is refused before
-        # anything else, so it neither rotates nor counts as a reuse.
+        # anything else, so it neither rotates, nor counts as a reuse, nor gets a retry.
         require_key(server, request, family.dpop_jkt, "refresh token")
-        if old.used_at is not None:
-            await _reused(server, family, old.used_at)
         if family.revoked_at is not None:
             raise InvalidGrant("the refresh token has been revoked")
-        if old.expires_at <= now or family.absolute_expires_at <= now:
+        if old.used_at is None and (old.expires_at <= now or family.absolute_expires_at <= now):
             raise InvalidGrant("the refresh token has expired")
         if request.resources and list(request.resources) != [family.resource]:
             raise InvalidTarget("resource differs from the original grant")
@@ -49,12 +59,27 @@ class RefreshToken:
         if not narrowed:
             raise InvalidScope("none of the requested scopes is part of this grant")
 
+        if old.used_at is not None:
+            stored = old.stored_successor(now)
+            if stored is None:
+                await _reused(server, family)
+            return _retried(server, request, family, old_hash, stored, narrowed, requested)
+
         new_token = new_credential("rt")
-        new = new_refresh_record(server, new_token, family, old.scope, now)
-        if not await grants.rotate_refresh(old_hash, now, new):
-            # Lost a race with another use of the same token, or the family was revoked
-            # meanwhile: either way this presentation is a reuse.
-            await _reused(server, family, now)
+        new = new_refresh_record(server, new_token, family, old.scope, now, parent=old_hash)
+        window = server.settings.refresh_retry_window
+        sealed = _seal(server, old_hash, new_token) if window > 0 else None
+        rotation = await grants.rotate_refresh(
+            old_hash, now, new, sealed, now + window if window > 0 else None
+        )
+        if not rotation.rotated:
+            # Lost a race with another use of the same token (whose successor we get, if
+            # the window allows), or the family was revoked meanwhile.
+            if rotation.successor_enc is None:
+                await _reused(server, family)
+            return _retried(
+                server, request, family, old_hash, rotation.successor_enc, narrowed, requested
+            )
         return issue(
             server,
             event="token.refreshed",
@@ -70,7 +95,12 @@ class RefreshToken:
 
 
 def new_refresh_record(
-    server: AuthorizationServer, token: str, family: FamilyRecord, scope: str, now: float
+    server: AuthorizationServer,
+    token: str,
+    family: FamilyRecord,
+    scope: str,
+    now: float,
+    parent: str | None = None,
 ) -> RefreshRecord:
     """A refresh token of ``family``: rolling lifetime, never past the family's cap."""
     rolling = now + server.settings.lifetimes.refresh_token
@@ -80,16 +110,52 @@ def new_refresh_record(
         scope=scope,
         created_at=now,
         expires_at=min(rolling, family.absolute_expires_at),
+        parent_hash=parent,
     )
 
 
-async def _reused(server: AuthorizationServer, family: FamilyRecord, used_at: float) -> NoReturn:
-    """RFC 9700 §4.14.2: a used refresh token presented again means one of the two parties
-    holding it is an attacker; revoke the whole family."""
-    now = server.clock()
-    grace = server.settings.refresh_reuse_grace
-    if grace > 0 and now - used_at <= grace:
-        raise InvalidGrant("the refresh token was just rotated")
+def _context(old_hash: str) -> str:
+    # Binds the ciphertext to the spent token's row: it opens for no other.
+    return "refresh successor of " + old_hash
+
+
+def _seal(server: AuthorizationServer, old_hash: str, successor: str) -> bytes:
+    return server.successor_key.encrypt(successor.encode(), _context(old_hash))
+
+
+def _retried(
+    server: AuthorizationServer,
+    request: TokenRequest,
+    family: FamilyRecord,
+    old_hash: str,
+    sealed: bytes,
+    narrowed: tuple[str, ...],
+    requested: tuple[str, ...],
+) -> dict[str, Any]:
+    """The answer the rotation gave (the same successor), with a new access token."""
+    try:
+        successor = server.successor_key.decrypt(sealed, _context(old_hash)).decode()
+    except InvalidTag:
+        # Another data key sealed it (a key change within the window): no retry possible.
+        raise InvalidGrant("the refresh token was already used") from None
+    return issue(
+        server,
+        event="refresh.retried",
+        client_id=family.client_id,
+        subject=family.subject,
+        resource=family.resource,
+        scopes=narrowed,
+        requested=requested,
+        family_id=family.id,
+        refresh_token=successor,
+        jkt=request.jkt,
+    )
+
+
+async def _reused(server: AuthorizationServer, family: FamilyRecord) -> NoReturn:
+    """RFC 9700 §4.14.2: a used refresh token presented again (outside the retry window,
+    or after its successor was used) means one of the two parties holding it may be an
+    attacker; revoke the whole family."""
     await server.revoke_family(
         family, reason="refresh_reuse", event="refresh.reuse_detected", outcome="reuse_detected"
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from mcpward.config import is_loopback_host
+from mcpward._hosts import is_loopback_host
 
 # Month names spelled here, not by strftime("%b"), so the process locale cannot change them.
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

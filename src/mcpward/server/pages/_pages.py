@@ -11,6 +11,7 @@ code-issuing core at every step, so a tampered form can do no more than a tamper
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mcpward._asgi import BodyIncomplete, BodyTooLarge, media_type, read_body
+from mcpward._outage import OutageLog
 from mcpward.audit import AuditEvent, EventName, Outcome
 from mcpward.server._authorization import (
     AuthorizationRequest,
@@ -40,6 +42,7 @@ from mcpward.storage.records import UserRecord
 Form = list[tuple[str, str]]
 FormHandler = Callable[[Request, Session | None, Form], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger("mcpward.pages")
 
 MAX_QUERY = 8 * 1024
 MAX_FORM = 64 * 1024
@@ -109,6 +112,8 @@ class Pages:
             if redis_url
             else MemoryThrottle(settings.login_limits, server.clock)
         )
+        # Pages that cannot reach it answer 503, logged once per outage.
+        self.redis_outage = OutageLog("redis (sign-in pages)", log, "sign-in answers 503")
         self.upstream = {p.name: UpstreamClient(p, server.clock) for p in settings.upstream}
         self.renderer = Renderer(
             {

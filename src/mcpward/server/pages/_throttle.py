@@ -176,9 +176,10 @@ class RedisThrottle:
 
     @classmethod
     def from_url(cls, url: str, limits: LoginLimits, clock: Clock) -> RedisThrottle:
-        import redis.asyncio
+        from mcpward.state import open_redis
 
-        return cls(redis.asyncio.from_url(url), limits, clock)
+        # Short timeouts: a Redis that hangs makes sign-in answer 503 at once, not wait.
+        return cls(open_redis(url), limits, clock)
 
     def _k(self, kind: str, key: str) -> str:
         return f"{self._prefix}{kind}:{key}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Update, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -21,6 +21,7 @@ from mcpward.storage.records import (
     RefreshRecord,
     Revocation,
     RevocationKind,
+    Rotation,
 )
 from mcpward.storage.schema import (
     assertion_jtis,
@@ -120,9 +121,18 @@ class SqlGrants:
         family = FamilyRecord(**{c.name: values[c] for c in token_families.c})
         return refresh, family
 
-    async def rotate_refresh(self, old_hash: str, now: float, new: RefreshRecord) -> bool:
-        """Spend ``old_hash`` and store its successor, atomically. False when it was
-        already spent or its family revoked meanwhile (then nothing is written)."""
+    async def rotate_refresh(
+        self,
+        old_hash: str,
+        now: float,
+        new: RefreshRecord,
+        successor_enc: bytes | None = None,
+        successor_until: float | None = None,
+    ) -> Rotation:
+        """One conditional UPDATE decides who rotates. A concurrent loser's UPDATE waits
+        for the winner's commit (PostgreSQL row lock; SQLite: BEGIN IMMEDIATE), then
+        matches nothing; its next statement (READ COMMITTED: a fresh snapshot) reads the
+        winner's stored successor."""
         live_family = select(token_families.c.id).where(
             token_families.c.id == new.family_id, token_families.c.revoked_at.is_(None)
         )
@@ -134,12 +144,32 @@ class SqlGrants:
                     refresh_tokens.c.used_at.is_(None),
                     refresh_tokens.c.family_id.in_(live_family),
                 )
-                .values(used_at=now)
+                .values(used_at=now, successor_enc=successor_enc, successor_until=successor_until)
+                .returning(refresh_tokens.c.parent_hash)
             )
-            if result.rowcount != 1:
-                return False
+            spent = result.first()
+            if spent is None:
+                row = (
+                    await conn.execute(
+                        select(
+                            refresh_tokens.c.successor_enc, refresh_tokens.c.successor_until
+                        ).where(
+                            refresh_tokens.c.token_hash == old_hash,
+                            refresh_tokens.c.used_at.is_not(None),
+                            refresh_tokens.c.family_id.in_(live_family),
+                        )
+                    )
+                ).first()
+                until = row.successor_until if row is not None else None
+                if row is None or until is None or now > until:
+                    return Rotation(rotated=False)
+                return Rotation(rotated=False, successor_enc=row.successor_enc)
             await conn.execute(refresh_tokens.insert().values(**to_values(new)))
-        return True
+            if spent.parent_hash is not None:
+                await conn.execute(
+                    _erase_successor(refresh_tokens.c.token_hash == spent.parent_hash)
+                )
+        return Rotation(rotated=True)
 
     async def revoke_family(
         self, family_id: str, now: float, reason: str, expires_at: float
@@ -225,6 +255,7 @@ class SqlGrants:
                 delete(authorization_codes).where(authorization_codes.c.expires_at < now)
             )
             await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at < now))
+            await conn.execute(_erase_successor(refresh_tokens.c.successor_until < now))
             await conn.execute(delete(revocations).where(revocations.c.expires_at < now))
             await conn.execute(delete(assertion_jtis).where(assertion_jtis.c.expires_at < now))
             await conn.execute(
@@ -255,6 +286,14 @@ class SqlGrants:
         return {(r.client_id, r.resource): r.at for r in rows}
 
 
+def _erase_successor(where: ColumnElement[bool]) -> Update:
+    return (
+        update(refresh_tokens)
+        .where(where, refresh_tokens.c.successor_enc.is_not(None))
+        .values(successor_enc=None, successor_until=None)
+    )
+
+
 async def _revoke_family(
     conn: AsyncConnection, family_id: str, now: float, reason: str, expires_at: float
 ) -> Revocation | None:
@@ -265,6 +304,8 @@ async def _revoke_family(
     )
     if result.rowcount != 1:  # already revoked: nothing new to tell guards
         return None
+    # A revoked grant's stored successors serve no retry any more.
+    await conn.execute(_erase_successor(refresh_tokens.c.family_id == family_id))
     revocation = Revocation("family", family_id, now, expires_at)
     await _insert_revocations(conn, [revocation])
     return revocation
