@@ -17,9 +17,12 @@
    (200 and the tool's result). First with the server side pinned to CPU 1 (the gateway
    and its upstream share it) and wrk on CPU 0, then unpinned; per round every variant
    at 16 connections (throughput) and at 1 connection (latency, the added p50 against
-   direct); rounds interleaved, medians of per-round ratios.
+   direct); rounds interleaved, medians of per-round ratios. With ``--before SRC`` the
+   guard and gateway variants also run from another checkout's ``src`` (the code before a
+   change) in the same rounds: a before/after that shares the machine's load.
 
     .venv/bin/python bench/guard.py [--seconds 3] [--concurrency 16] [--rounds 5]
+        [--before /tmp/perf-before/src]
 """
 
 from __future__ import annotations
@@ -109,6 +112,8 @@ def serve(kind: str, port: int, jwks: str, issuer: str) -> None:
     app: Any
     if kind == "issuer":
         app = _issuer_app(issuer, jwks)
+    elif kind == "canned":
+        app = _canned_app()
     elif kind == "sdk-auth":
         app = _sdk_auth_app(f"http://127.0.0.1:{port}/mcp", jwks, issuer)
     else:
@@ -137,6 +142,39 @@ def serve(kind: str, port: int, jwks: str, issuer: str) -> None:
         loop="uvloop",
         http="httptools",
     )
+
+
+def _canned_app() -> Any:
+    """The demo server's answer to CALL, canned: an upstream that costs next to nothing,
+    for measuring a gateway alone."""
+    from mcpward.demo import _ORDERS
+
+    result = [o for o in _ORDERS if "acme" in o["customer"]]
+    answer = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {
+            "content": [{"type": "text", "text": json.dumps(result)}],
+            "structuredContent": {"result": result},
+            "isError": False,
+        },
+    }
+    body = json.dumps(answer, separators=(",", ":")).encode()
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
+    }
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    return app
 
 
 def _issuer_app(issuer: str, jwks: str) -> Any:
@@ -219,6 +257,12 @@ VARIANTS = {
     "sdk-auth": "mcp SDK's own bearer auth (dict cache)",
     "gateway": "mcpward gateway -> the direct server",
 }
+# With --before SRC: the same two mcpward variants run from another checkout's src (the
+# code before a change), in the same rounds.
+BEFORE = {
+    "guard-before": "  the same, --before code",
+    "gateway-before": "  the same, --before code",
+}
 
 
 @dataclass
@@ -252,10 +296,21 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
-def _start(procs: Processes, work: Path, name: str, cmd: list[str], port: int) -> int:
-    """Start a server; wait until its port accepts connections; its pid."""
+def _start(
+    procs: Processes,
+    work: Path,
+    name: str,
+    cmd: list[str],
+    port: int,
+    src: str | None = None,
+) -> int:
+    """Start a server (mcpward from ``src`` if given); wait until its port accepts
+    connections; its pid."""
     log_path = work / f"{name}.log"
-    proc = procs.start(cmd, log=log_path, env=dict(os.environ), cwd=work)
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src  # ahead of the editable install's own path
+    proc = procs.start(cmd, log=log_path, env=env, cwd=work)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -267,37 +322,47 @@ def _start(procs: Processes, work: Path, name: str, cmd: list[str], port: int) -
     raise BenchError(f"{name} did not start:\n{tail(log_path)}")
 
 
-def start_variants(procs: Processes, work: Path, key: ECKey) -> dict[str, Variant]:
+def start_variants(
+    procs: Processes, work: Path, key: ECKey, before: str | None
+) -> dict[str, Variant]:
     """Every server, started; each variant's URL and wrk script (its own token)."""
     jwks = json.dumps({"keys": [key.as_dict(private=False)]})
-    ports = {name: free_port() for name in ("issuer", *VARIANTS)}
+    names = ["direct", "guard", "sdk-auth", "gateway"]
+    if before is not None:
+        names[2:2] = ["guard-before"]
+        names.append("gateway-before")
+    ports = {name: free_port() for name in ("issuer", *names)}
     issuer = f"http://127.0.0.1:{ports['issuer']}"
     pids: dict[str, list[int]] = {}
-    for kind in ("issuer", "direct", "guard", "sdk-auth"):
-        own = [sys.executable, __file__, "--serve", kind, "--port", str(ports[kind])]
-        cmd = [*own, "--jwks", jwks, "--issuer", issuer]
-        pids[kind] = [_start(procs, work, kind, cmd, ports[kind])]
-    gateway = [
-        sys.executable,
-        "-m",
-        "mcpward",
-        "gateway",
-        "--upstream",
-        f"http://127.0.0.1:{ports['direct']}/mcp",
-        "--issuer",
-        issuer,
-        "--port",
-        str(ports["gateway"]),
-        "--rate",
-        f"{RATE}/60",
-        # An operator's gateway writes its audit trail: here every event is built and
-        # written, to nowhere.
-        "--audit",
-        f"file:{os.devnull}",
-    ]
-    pids["gateway"] = [_start(procs, work, "gateway", gateway, ports["gateway"]), *pids["direct"]]
+    for name in ("issuer", *names):
+        kind = name.removesuffix("-before")
+        src = before if name.endswith("-before") else None
+        if kind == "gateway":
+            cmd = [
+                sys.executable,
+                "-m",
+                "mcpward",
+                "gateway",
+                "--upstream",
+                f"http://127.0.0.1:{ports['direct']}/mcp",
+                "--issuer",
+                issuer,
+                "--port",
+                str(ports[name]),
+                "--rate",
+                f"{RATE}/60",
+                # An operator's gateway writes its audit trail: here every event is built
+                # and written, to nowhere.
+                "--audit",
+                f"file:{os.devnull}",
+            ]
+            pids[name] = [_start(procs, work, name, cmd, ports[name], src), *pids["direct"]]
+        else:
+            own = [sys.executable, __file__, "--serve", kind, "--port", str(ports[name])]
+            cmd = [*own, "--jwks", jwks, "--issuer", issuer]
+            pids[name] = [_start(procs, work, name, cmd, ports[name], src)]
     variants: dict[str, Variant] = {}
-    for name in VARIANTS:
+    for name in names:
         url = f"http://127.0.0.1:{ports[name]}/mcp"
         headers = dict(HEADERS)
         if name != "direct":
@@ -315,7 +380,7 @@ def throughput(args: argparse.Namespace, key: ECKey) -> None:
     with tempfile.TemporaryDirectory(prefix="mcpward-bench-guard-") as tmp:
         work = Path(tmp)
         try:
-            variants = start_variants(procs, work, key)
+            variants = start_variants(procs, work, key, args.before)
             for mode in ("pinned", "unpinned"):
                 cpus = {1} if mode == "pinned" else set(range(os.cpu_count() or 1))
                 for proc in procs.running():
@@ -332,7 +397,7 @@ def throughput(args: argparse.Namespace, key: ECKey) -> None:
                         v.run(busy, args.seconds)
                         v.run(single, args.seconds)
                 _report(mode, variants, args)
-            for name in ("direct", "guard", "sdk-auth", "gateway"):
+            for name in variants:
                 assert_clean_log(name, work / f"{name}.log")
         finally:
             procs.stop_all()
@@ -351,7 +416,7 @@ def _report(mode: str, variants: dict[str, Variant], args: argparse.Namespace) -
         capacity = median([d / c for c, d in zip(v.cpu, direct.cpu, strict=True)])
         rows.append(
             [
-                VARIANTS[v.name],
+                {**VARIANTS, **BEFORE}[v.name],
                 f"{median([b.rate for b in v.busy]):,.0f}",
                 f"{median([b.p50_ms for b in v.busy]):.2f}",
                 f"{median([b.p99_ms for b in v.busy]):.2f}",
@@ -623,7 +688,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--serve", choices=["issuer", "direct", "guard", "sdk-auth"])
+    parser.add_argument("--serve", choices=["issuer", "canned", "direct", "guard", "sdk-auth"])
     parser.add_argument("--port", type=int)
     parser.add_argument("--jwks")
     parser.add_argument("--issuer")
@@ -634,6 +699,12 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=5000)
     parser.add_argument("--redis", default=os.environ.get("MCPWARD_BENCH_REDIS"))
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also run the guard and the gateway from this src directory (e.g. a worktree "
+        "of the commit before a change), in the same rounds",
+    )
     parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()
     if args.serve:
