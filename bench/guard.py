@@ -634,9 +634,9 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
     for name in ("httpx", "mcp"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    def guarded(audit: AuditLog | None) -> Any:
+    def guarded(audit: AuditLog | None, app: Any = None) -> Any:
         # The throughput benchmark's configuration, on its own copy of the demo app.
-        app, manifest = create_demo_app(stateless_http=True, json_response=True)
+        demo, manifest = create_demo_app(stateless_http=True, json_response=True)
         guard = make_guard(
             issuer=ISSUER,
             resource=resource,
@@ -645,16 +645,20 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
             rate_limits=RateLimits(per_token=Limit(10_000_000, 60)),
             audit=audit,
         )
-        return protect(app, guard)
+        return protect(demo if app is None else app, guard)
 
     audit = AuditLog([FileSink(os.devnull)])
     drivers = {
         "plain": _AsgiDriver(create_demo_app(stateless_http=True, json_response=True)[0], None),
         "guard": _AsgiDriver(guarded(None), token),
         "guard+audit": _AsgiDriver(guarded(audit), token),
+        # The guard's own cost, without the SDK app's ~600 µs (and its variance) around it.
+        "canned": _AsgiDriver(_canned_app(), None),
+        "canned+guard": _AsgiDriver(guarded(None, _canned_app()), token),
     }
-    for driver in drivers.values():
-        await driver.start()
+    for name, driver in drivers.items():
+        if not name.startswith("canned"):  # the canned app has no lifespan
+            await driver.start()
         for _ in range(200):  # warm up: caches, the SDK's first-call paths
             assert await driver() == 200
     times: dict[str, list[int]] = {k: [] for k in drivers}
@@ -664,8 +668,9 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
             t = time.perf_counter_ns()
             await driver()
             times[name].append(time.perf_counter_ns() - t)
-    for driver in drivers.values():
-        await driver.stop()
+    for name, driver in drivers.items():
+        if not name.startswith("canned"):
+            await driver.stop()
     audit.close()
     med = {k: statistics.median(v) / 1000 for k, v in times.items()}
     print(
@@ -677,11 +682,17 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
         "plain": "mcp SDK app, unprotected",
         "guard": "mcp SDK app + guard",
         "guard+audit": "mcp SDK app + guard + audit to a file",
+        "canned": "canned-answer ASGI app, unprotected",
+        "canned+guard": "canned-answer ASGI app + guard",
     }
     for name, label in labels.items():
-        extra = "" if name == "plain" else f"{med[name] - med['plain']:>10.1f}"
+        base = "canned" if name.startswith("canned") else "plain"
+        extra = "" if name == base else f"{med[name] - med[base]:>10.1f}"
         print(f"{label:<44}{med[name]:>10.1f}{extra}")
-    print(f"guard overhead = {med['guard'] - med['plain']:.1f} µs per request (median)")
+    print(
+        f"guard overhead = {med['guard'] - med['plain']:.1f} µs per request on the SDK app, "
+        f"{med['canned+guard'] - med['canned']:.1f} µs on a canned answer (medians)"
+    )
 
 
 def main() -> None:
