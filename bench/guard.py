@@ -274,6 +274,7 @@ class Variant:
     busy: list[WrkResult] = field(default_factory=list)  # 16 connections
     single: list[WrkResult] = field(default_factory=list)  # 1 connection
     cpu: list[float] = field(default_factory=list)  # server CPU µs per request, busy runs
+    cpu1: list[float] = field(default_factory=list)  # the same at 1 connection
 
     def run(self, wrk: Wrk, seconds: int) -> WrkResult:
         before = sum(cpu_ns(pid) for pid in self.pids)
@@ -284,6 +285,7 @@ class Variant:
             self.cpu.append(used / 1000 / result.requests)
         else:
             self.single.append(result)
+            self.cpu1.append(used / 1000 / result.requests)
         return result
 
 
@@ -390,7 +392,7 @@ def throughput(args: argparse.Namespace, key: ECKey) -> None:
                 single = Wrk(threads=1, connections=1, cpus=wrk_cpus)
                 for v in variants.values():  # warm-up: connections, caches, first calls
                     busy.run(v.url, v.script, 1, f"{v.name} warm-up")
-                    v.busy, v.single, v.cpu = [], [], []
+                    v.busy, v.single, v.cpu, v.cpu1 = [], [], [], []
                 for r in range(args.rounds):
                     log(f"{mode}: round {r + 1}/{args.rounds}, load {os.getloadavg()[0]:.1f}")
                     for v in variants.values():
@@ -426,6 +428,7 @@ def _report(mode: str, variants: dict[str, Variant], args: argparse.Namespace) -
                 f"{median([s.rate for s in v.single]):,.0f}",
                 f"{median([s.p50_ms for s in v.single]):.3f}",
                 "" if v is direct else f"{added:,.0f}",
+                f"{median(v.cpu1):,.0f}",
             ]
         )
     where = (
@@ -447,12 +450,13 @@ def _report(mode: str, variants: dict[str, Variant], args: argparse.Namespace) -
             "req/s @1",
             "p50 ms @1",
             "added µs @1",
+            "CPU µs/req @1",
         ],
         rows,
     )
     print(
         "CPU µs/req: the variant's server processes (the gateway: gateway + upstream), all\n"
-        "threads, at 16 connections; CPU vs direct = direct's CPU per request / the\n"
+        "threads, at 16 connections (and at 1); CPU vs direct = direct's CPU per request / the\n"
         "variant's: the capacity ratio of one core, which other work on the machine\n"
         "does not skew the way it skews req/s.\n"
     )
