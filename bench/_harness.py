@@ -78,6 +78,15 @@ def pin(pid: int, cpus: set[int]) -> None:
             os.sched_setaffinity(int(tid), cpus)
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time the process has used, all its threads (schedstat: nanoseconds)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+    return total
+
+
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     """Until ``url`` answers 200; fails early if the server exits, with its log's tail."""
     deadline = time.monotonic() + START_TIMEOUT

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -49,6 +48,7 @@ from _harness import (
     Wrk,
     WrkResult,
     assert_clean_log,
+    cpu_ns,
     json_post_lua,
     log,
     median,
@@ -287,15 +287,6 @@ class Variant:
             self.single.append(result)
             self.cpu1.append(used / 1000 / result.requests)
         return result
-
-
-def cpu_ns(pid: int) -> int:
-    """CPU time the process has used, all its threads (schedstat: nanoseconds)."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError):
-            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
-    return total
 
 
 def _start(
