@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8400
 
-.PHONY: run test install install-test lint bench clean
+.PHONY: run test install install-test lint bench bench-sizing clean
 
 # Runtime install: the package and its pinned dependencies in a local virtualenv.
 $(VENV)/.installed-runtime: pyproject.toml requirements.lock
@@ -49,6 +49,11 @@ bench: install-test
 	$(PY) bench/token_endpoint.py
 	$(PY) bench/guard.py
 	$(PY) bench/dpop.py
+	$(PY) bench/sizing.py
+
+# The README's sizing table alone (about 8 minutes).
+bench-sizing: install-test
+	$(PY) bench/sizing.py
 
 clean:
 	rm -rf $(VENV) .mcpward .pytest_cache .mypy_cache .ruff_cache

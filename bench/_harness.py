@@ -8,6 +8,7 @@ on the path) and keeps only its scenarios.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -55,6 +56,9 @@ class Processes:
         self._procs.append(proc)
         return proc
 
+    def running(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self._procs if p.poll() is None]
+
     def stop_all(self) -> None:
         for proc in self._procs:
             if proc.poll() is None:
@@ -65,6 +69,22 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process ``pid`` onto ``cpus`` (threads it starts later inherit)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time the process has used, all its threads (schedstat: nanoseconds)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+    return total
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -261,6 +281,30 @@ end
 """
 
 
+_LUA_JSON = r"""
+wrk.method = "POST"
+wrk.body = [==[{body}]==]
+{headers}
+function init(args)
+  bad = 0
+  starved = 0
+  sample = ""
+end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, [==[{expect}]==], 1, true) then
+    fail(status, body)
+  end
+end
+"""
+
+
+def json_post_lua(body: str, headers: dict[str, str], expect: str) -> str:
+    """The same POST (``headers`` and ``body`` as given) every time; a response counts
+    only as a 200 containing ``expect``."""
+    lines = "\n".join(f'wrk.headers["{k}"] = [==[{v}]==]' for k, v in headers.items())
+    return _LUA_REPORT + _LUA_JSON.format(body=body, headers=lines, expect=expect)
+
+
 def static_post_lua(body: str, authorization: str, expect: str) -> str:
     """The same form POST every time; a response counts only as a 200 containing
     ``expect``."""
@@ -299,10 +343,14 @@ class Wrk:
     threads: int
     connections: int
     timeout: str = "5s"
+    # ``taskset -c`` list for wrk itself (e.g. "0" while the servers are pinned to 1).
+    cpus: str | None = None
 
     def run(self, url: str, script: Path, seconds: int, label: str) -> WrkResult:
         """Run once; raise BenchError on any failed, non-2xx or erroneous response."""
+        pinning = ["taskset", "-c", self.cpus] if self.cpus else []
         cmd = [
+            *pinning,
             WRK,
             f"-t{self.threads}",
             f"-c{self.connections}",

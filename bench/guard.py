@@ -1,22 +1,28 @@
-"""Benchmark of the mcpward guard, every figure measured in this one run.
+"""Benchmark of the mcpward guard and gateway, every figure with its baseline in this run.
 
-1. Throughput: the demo tool (``search_orders``) served by the ``mcp`` SDK unprotected,
-   behind the guard, and behind the gateway; requests/s, p50 and p99 for each, and ratios
-   against the unprotected baseline. Each server runs in its own process; the load comes
-   from this one (httpx, keep-alive, N concurrent workers). Rounds are interleaved and
-   the median round is reported, so drift on the machine hits every variant alike.
-2. The guard's own decision latency in-process: a warm token (verified-token cache hit;
+1. The guard's decision latency in-process: a warm token (verified-token cache hit;
    revocation and rate limit still applied) and a token seen for the first time (ES256
    signature verify), against a bare joserfc verify as the baseline.
-3. With ``--redis URL``: the same decision with the Redis rate limiter carrying the
+2. With ``--redis URL``: the same decision with the Redis rate limiter carrying the
    revocation check (one round trip).
-4. The guard's overhead per request in-process: the same ``mcp`` SDK app driven directly
+3. The guard's overhead per request in-process: the same ``mcp`` SDK app driven directly
    as ASGI (prepared scope, receive and send; no HTTP, no sockets), unprotected and
-   protected, interleaved; the difference of the medians. Far less noisy than the HTTP
-   throughput ratio on a small shared machine. Also with an audit sink writing every
-   event (to ``/dev/null``), since the throughput servers have none.
+   protected, interleaved; the difference of the medians. Also with an audit sink writing
+   every event (to ``/dev/null``).
+4. HTTP, driven by wrk (the load generator must not be the bottleneck): the demo tool
+   (``search_orders``) served by the ``mcp`` SDK in stateless JSON mode, each variant in
+   its own uvicorn process: direct (unprotected, the baseline), the in-process guard, the
+   SDK's own bearer auth (with a dict cache of verified tokens), and the real
+   ``mcpward gateway`` process in front of the direct server. Every response is checked
+   (200 and the tool's result). First with the server side pinned to CPU 1 (the gateway
+   and its upstream share it) and wrk on CPU 0, then unpinned; per round every variant
+   at 16 connections (throughput) and at 1 connection (latency, the added p50 against
+   direct); rounds interleaved, medians of per-round ratios. With ``--before SRC`` the
+   guard and gateway variants also run from another checkout's ``src`` (the code before a
+   change) in the same rounds: a before/after that shares the machine's load.
 
-    .venv/bin/python bench/guard.py [--seconds 4] [--concurrency 16] [--rounds 5]
+    .venv/bin/python bench/guard.py [--seconds 3] [--concurrency 16] [--rounds 5]
+        [--before /tmp/perf-before/src]
 """
 
 from __future__ import annotations
@@ -28,13 +34,28 @@ import logging
 import os
 import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import httpx
+from _harness import (
+    BenchError,
+    Processes,
+    Wrk,
+    WrkResult,
+    assert_clean_log,
+    cpu_ns,
+    json_post_lua,
+    log,
+    median,
+    pin,
+    print_table,
+    tail,
+)
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
@@ -45,6 +66,8 @@ CALL = {
     "method": "tools/call",
     "params": {"name": "search_orders", "arguments": {"query": "acme"}},
 }
+# Every response must be the tool's answer, not an error.
+EXPECT = '"structuredContent":{"result":[{"id":"ord_1001"'
 HEADERS = {
     "accept": "application/json, text/event-stream",
     "content-type": "application/json",
@@ -59,10 +82,10 @@ def free_port() -> int:
         return port
 
 
-def mint(key: ECKey, resource: str, scope: str = "orders.read") -> str:
+def mint(key: ECKey, resource: str, scope: str = "orders.read", issuer: str = ISSUER) -> str:
     now = int(time.time())
     claims = {
-        "iss": ISSUER,
+        "iss": issuer,
         "sub": "bench",
         "aud": resource,
         "client_id": "bench",
@@ -74,44 +97,112 @@ def mint(key: ECKey, resource: str, scope: str = "orders.read") -> str:
     return jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": key.kid}, claims, key)
 
 
-# -- server side (run as a subprocess) ------------------------------------------------------
+# -- server side (each variant in its own process) -------------------------------------------
 
 
-def serve(kind: str, port: int, jwks: str, upstream: str | None) -> None:
+def serve(kind: str, port: int, jwks: str, issuer: str) -> None:
+    """One variant's server on 127.0.0.1:``port``: uvicorn as ``mcpward gateway`` runs it
+    (uvloop, httptools), the ``mcp`` SDK app in stateless JSON mode (no session to pin a
+    client to one replica: how a horizontally scaled MCP server is deployed)."""
     import uvicorn
 
     from mcpward.demo import create_demo_app
     from mcpward.guard import Limit, RateLimits, StaticKeys, make_guard, protect
-    from mcpward.guard.gateway import create_gateway
 
-    app, manifest = create_demo_app(stateless_http=True, json_response=True)
-    resource = f"http://127.0.0.1:{port}/mcp"
-    if kind == "sdk-auth":
-        app = _sdk_auth_app(resource, jwks)
-    elif kind != "plain":
-        guard = make_guard(
-            issuer=ISSUER,
-            resource=resource,
-            manifest=manifest,
-            keys=StaticKeys(json.loads(jwks)),
-            # Limits on, but high enough not to refuse the benchmark's own traffic.
-            rate_limits=RateLimits(per_token=Limit(10_000_000, 60)),
-        )
-        if kind == "protected":
+    app: Any
+    if kind == "issuer":
+        app = _issuer_app(issuer, jwks)
+    elif kind == "canned":
+        app = _canned_app()
+    elif kind == "sdk-auth":
+        app = _sdk_auth_app(f"http://127.0.0.1:{port}/mcp", jwks, issuer)
+    else:
+        app, manifest = create_demo_app(stateless_http=True, json_response=True)
+        if kind == "guard":
+            guard = make_guard(
+                issuer=issuer,
+                resource=f"http://127.0.0.1:{port}/mcp",
+                manifest=manifest,
+                keys=StaticKeys(json.loads(jwks)),
+                # Limits on, but high enough not to refuse the benchmark's own traffic.
+                rate_limits=RateLimits(per_token=Limit(RATE, 60)),
+            )
             app = protect(app, guard)
-        else:
-            assert upstream is not None
-            app = create_gateway(upstream, guard)
     # The SDK sets INFO logging up; per-request log lines would be what we measure.
     logging.getLogger().setLevel(logging.WARNING)
     for name in ("httpx", "mcp"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False, ws="none")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        ws="none",
+        loop="uvloop",
+        http="httptools",
+    )
 
 
-def _sdk_auth_app(resource: str, jwks: str) -> Any:
-    """The same server with the ``mcp`` SDK's own bearer auth and an ES256 JWT verifier
-    (joserfc, no cache: what an SDK user writes), for comparison."""
+def _canned_app() -> Any:
+    """The demo server's answer to CALL, canned: an upstream that costs next to nothing,
+    for measuring a gateway alone."""
+    from mcpward.demo import _ORDERS
+
+    result = [o for o in _ORDERS if "acme" in o["customer"]]
+    answer = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "result": {
+            "content": [{"type": "text", "text": json.dumps(result)}],
+            "structuredContent": {"result": result},
+            "isError": False,
+        },
+    }
+    body = json.dumps(answer, separators=(",", ":")).encode()
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
+    }
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def _issuer_app(issuer: str, jwks: str) -> Any:
+    """RFC 8414 metadata and the JWKS: all ``mcpward gateway`` needs of an issuer."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    document = {"issuer": issuer, "jwks_uri": f"{issuer}/jwks"}
+
+    async def metadata(request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    async def keys(request: Request) -> JSONResponse:
+        return JSONResponse(json.loads(jwks))
+
+    return Starlette(
+        routes=[
+            Route("/.well-known/oauth-authorization-server", metadata),
+            Route("/jwks", keys),
+        ]
+    )
+
+
+def _sdk_auth_app(resource: str, jwks: str, issuer: str) -> Any:
+    """The same server with the ``mcp`` SDK's own bearer auth: an ES256 JWT verifier
+    (joserfc) with a dict cache of verified tokens, what an SDK user would write."""
     from joserfc.jwk import KeySet
     from mcp.server.auth.provider import AccessToken
     from mcp.server.auth.settings import AuthSettings
@@ -120,18 +211,22 @@ def _sdk_auth_app(resource: str, jwks: str) -> Any:
     from mcpward.demo import create_demo_server
 
     keys = KeySet.import_key_set(json.loads(jwks))
+    cache: dict[str, AccessToken] = {}
 
     class Verifier:
         async def verify_token(self, token: str) -> AccessToken | None:
+            hit = cache.get(token)
+            if hit is not None and (hit.expires_at or 0) > time.time():
+                return hit
             try:
                 claims = jwt.decode(token, keys, algorithms=["ES256"]).claims
             except Exception:
                 return None
-            if claims.get("iss") != ISSUER or claims.get("aud") != resource:
+            if claims.get("iss") != issuer or claims.get("aud") != resource:
                 return None
             if claims.get("exp", 0) < time.time():
                 return None
-            return AccessToken(
+            cache[token] = AccessToken(
                 token=token,
                 client_id=claims["client_id"],
                 scopes=claims["scope"].split(),
@@ -139,11 +234,12 @@ def _sdk_auth_app(resource: str, jwks: str) -> Any:
                 resource=resource,
                 subject=claims["sub"],
             )
+            return cache[token]
 
     server = create_demo_server(
         token_verifier=Verifier(),
         auth=AuthSettings(
-            issuer_url=AnyHttpUrl(ISSUER),
+            issuer_url=AnyHttpUrl(issuer),
             resource_server_url=AnyHttpUrl(resource),
             required_scopes=["orders.read"],
             validate_token_resource=False,  # the verifier checks aud itself
@@ -152,113 +248,209 @@ def _sdk_auth_app(resource: str, jwks: str) -> Any:
     return server.streamable_http_app(stateless_http=True, json_response=True)
 
 
-# -- load side --------------------------------------------------------------------------------
+# -- load side: wrk -------------------------------------------------------------------------
+
+RATE = 10_000_000  # the per-token limit: applied on every request, never reached here
+VARIANTS = {
+    "direct": "mcp SDK, unprotected (baseline)",
+    "guard": "mcp SDK + mcpward guard in-process",
+    "sdk-auth": "mcp SDK's own bearer auth (dict cache)",
+    "gateway": "mcpward gateway -> the direct server",
+}
+# With --before SRC: the same two mcpward variants run from another checkout's src (the
+# code before a change), in the same rounds.
+BEFORE = {
+    "guard-before": "  the same, --before code",
+    "gateway-before": "  the same, --before code",
+}
 
 
-async def load(url: str, token: str | None, seconds: float, concurrency: int) -> dict[str, float]:
-    headers = dict(HEADERS)
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    body = json.dumps(CALL).encode()
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
-        # Warm up: connections, caches, the SDK's first-call paths.
-        for _ in range(50):
-            await http.post(url, content=body, headers=headers)
-        deadline = time.perf_counter() + seconds
+@dataclass
+class Variant:
+    name: str
+    url: str
+    script: Path
+    pids: list[int]  # the server processes that serve it (the gateway: both)
+    busy: list[WrkResult] = field(default_factory=list)  # 16 connections
+    single: list[WrkResult] = field(default_factory=list)  # 1 connection
+    cpu: list[float] = field(default_factory=list)  # server CPU µs per request, busy runs
+    cpu1: list[float] = field(default_factory=list)  # the same at 1 connection
 
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                r = await http.post(url, content=body, headers=headers)
-                latencies.append(time.perf_counter() - started)
-                if r.status_code != 200:
-                    errors += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    latencies.sort()
-    return {
-        "rps": len(latencies) / elapsed,
-        "p50": latencies[len(latencies) // 2] * 1000,
-        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
-        "errors": errors,
-    }
+    def run(self, wrk: Wrk, seconds: int) -> WrkResult:
+        before = sum(cpu_ns(pid) for pid in self.pids)
+        result = wrk.run(self.url, self.script, seconds, self.name)
+        used = sum(cpu_ns(pid) for pid in self.pids) - before
+        if wrk.connections > 1:
+            self.busy.append(result)
+            self.cpu.append(used / 1000 / result.requests)
+        else:
+            self.single.append(result)
+            self.cpu1.append(used / 1000 / result.requests)
+        return result
 
 
-def start(kind: str, port: int, jwks: str, upstream: str | None = None) -> subprocess.Popen[bytes]:
-    args = [sys.executable, __file__, "--serve", kind, "--port", str(port), "--jwks", jwks]
-    if upstream:
-        args += ["--upstream", upstream]
-    proc = subprocess.Popen(args)
-    deadline = time.monotonic() + 20
+def _start(
+    procs: Processes,
+    work: Path,
+    name: str,
+    cmd: list[str],
+    port: int,
+    src: str | None = None,
+) -> int:
+    """Start a server (mcpward from ``src`` if given); wait until its port accepts
+    connections; its pid."""
+    log_path = work / f"{name}.log"
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src  # ahead of the editable install's own path
+    proc = procs.start(cmd, log=log_path, env=env, cwd=work)
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{name} exited ({proc.returncode}):\n{tail(log_path)}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
+                return proc.pid
         time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{kind} server did not start")
+    raise BenchError(f"{name} did not start:\n{tail(log_path)}")
 
 
-async def throughput(args: argparse.Namespace, key: ECKey) -> None:
+def start_variants(
+    procs: Processes, work: Path, key: ECKey, before: str | None
+) -> dict[str, Variant]:
+    """Every server, started; each variant's URL and wrk script (its own token)."""
     jwks = json.dumps({"keys": [key.as_dict(private=False)]})
-    ports = {k: free_port() for k in ("plain", "protected", "sdk-auth", "gateway")}
-    plain_url = f"http://127.0.0.1:{ports['plain']}/mcp"
-    procs = [
-        start("plain", ports["plain"], jwks),
-        start("protected", ports["protected"], jwks),
-        start("sdk-auth", ports["sdk-auth"], jwks),
-        start("gateway", ports["gateway"], jwks, upstream=plain_url),
-    ]
-    try:
-        rounds: dict[str, list[dict[str, float]]] = {k: [] for k in ports}
-        for _ in range(args.rounds):
-            for kind, port in ports.items():
-                url = f"http://127.0.0.1:{port}/mcp"
-                token = mint(key, url) if kind != "plain" else None
-                rounds[kind].append(await load(url, token, args.seconds, args.concurrency))
-    finally:
-        for p in procs:
-            p.terminate()
-            p.wait()
-    med = {k: _median_round(v) for k, v in rounds.items()}
-    print(
-        f"\n== throughput: tools/call search_orders, mcp SDK stateless JSON, "
-        f"{args.concurrency} concurrent, {args.rounds} x {args.seconds:.0f} s rounds (median)"
-    )
-    # Ratios are taken within each round (variants run back to back), then the median
-    # over rounds: noise from other work on the machine cancels better than across rounds.
-    ratios = {
-        k: statistics.median(r["rps"] / p["rps"] for r, p in zip(v, rounds["plain"], strict=True))
-        for k, v in rounds.items()
-    }
-    print(f"{'variant':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>8}{'errors':>8}")
-    names = {
-        "plain": "mcp SDK, unprotected (baseline)",
-        "protected": "mcp SDK + mcpward guard",
-        "sdk-auth": "mcp SDK's own bearer auth (ES256)",
-        "gateway": "mcpward gateway -> mcp SDK",
-    }
-    for kind, m in med.items():
-        print(
-            f"{names[kind]:<34}{m['rps']:>9.0f}{m['p50']:>9.2f}{m['p99']:>9.2f}"
-            f"{ratios[kind]:>8.3f}{m['errors']:>8.0f}"
+    names = ["direct", "guard", "sdk-auth", "gateway"]
+    if before is not None:
+        names[2:2] = ["guard-before"]
+        names.append("gateway-before")
+    ports = {name: free_port() for name in ("issuer", *names)}
+    issuer = f"http://127.0.0.1:{ports['issuer']}"
+    pids: dict[str, list[int]] = {}
+    for name in ("issuer", *names):
+        kind = name.removesuffix("-before")
+        src = before if name.endswith("-before") else None
+        if kind == "gateway":
+            cmd = [
+                sys.executable,
+                "-m",
+                "mcpward",
+                "gateway",
+                "--upstream",
+                f"http://127.0.0.1:{ports['direct']}/mcp",
+                "--issuer",
+                issuer,
+                "--port",
+                str(ports[name]),
+                "--rate",
+                f"{RATE}/60",
+                # An operator's gateway writes its audit trail: here every event is built
+                # and written, to nowhere.
+                "--audit",
+                f"file:{os.devnull}",
+            ]
+            pids[name] = [_start(procs, work, name, cmd, ports[name], src), *pids["direct"]]
+        else:
+            own = [sys.executable, __file__, "--serve", kind, "--port", str(ports[name])]
+            cmd = [*own, "--jwks", jwks, "--issuer", issuer]
+            pids[name] = [_start(procs, work, name, cmd, ports[name], src)]
+    variants: dict[str, Variant] = {}
+    for name in names:
+        url = f"http://127.0.0.1:{ports[name]}/mcp"
+        headers = dict(HEADERS)
+        if name != "direct":
+            headers["authorization"] = f"Bearer {mint(key, url, issuer=issuer)}"
+        script = work / f"{name}.lua"
+        script.write_text(json_post_lua(json.dumps(CALL), headers, EXPECT))
+        variants[name] = Variant(name, url, script, pids[name])
+    return variants
+
+
+def throughput(args: argparse.Namespace, key: ECKey) -> None:
+    """wrk against every variant, server side pinned to CPU 1 (wrk on CPU 0) and then
+    unpinned; per round every variant at 16 connections, then at 1 (latency)."""
+    procs = Processes()
+    with tempfile.TemporaryDirectory(prefix="mcpward-bench-guard-") as tmp:
+        work = Path(tmp)
+        try:
+            variants = start_variants(procs, work, key, args.before)
+            for mode in ("pinned", "unpinned"):
+                cpus = {1} if mode == "pinned" else set(range(os.cpu_count() or 1))
+                for proc in procs.running():
+                    pin(proc.pid, cpus)
+                wrk_cpus = "0" if mode == "pinned" else None
+                busy = Wrk(threads=2, connections=args.concurrency, cpus=wrk_cpus)
+                single = Wrk(threads=1, connections=1, cpus=wrk_cpus)
+                for v in variants.values():  # warm-up: connections, caches, first calls
+                    busy.run(v.url, v.script, 1, f"{v.name} warm-up")
+                    v.busy, v.single, v.cpu, v.cpu1 = [], [], [], []
+                for r in range(args.rounds):
+                    log(f"{mode}: round {r + 1}/{args.rounds}, load {os.getloadavg()[0]:.1f}")
+                    for v in variants.values():
+                        v.run(busy, args.seconds)
+                        v.run(single, args.seconds)
+                _report(mode, variants, args)
+            for name in variants:
+                assert_clean_log(name, work / f"{name}.log")
+        finally:
+            procs.stop_all()
+
+
+def _report(mode: str, variants: dict[str, Variant], args: argparse.Namespace) -> None:
+    """Ratios and added latencies are taken within each round (the variants ran back to
+    back), then the median over rounds: drift on the machine cancels better so."""
+    direct = variants["direct"]
+    rows = []
+    for v in variants.values():
+        ratio = median([b.rate / d.rate for b, d in zip(v.busy, direct.busy, strict=True)])
+        added = median(
+            [(s.p50_ms - d.p50_ms) * 1000 for s, d in zip(v.single, direct.single, strict=True)]
         )
-    print(
-        f"guard/unprotected = {ratios['protected']:.3f} (goal >= 0.95)   "
-        f"SDK auth/unprotected = {ratios['sdk-auth']:.3f}   "
-        f"gateway/direct = {ratios['gateway']:.3f}"
+        capacity = median([d / c for c, d in zip(v.cpu, direct.cpu, strict=True)])
+        rows.append(
+            [
+                {**VARIANTS, **BEFORE}[v.name],
+                f"{median([b.rate for b in v.busy]):,.0f}",
+                f"{median([b.p50_ms for b in v.busy]):.2f}",
+                f"{median([b.p99_ms for b in v.busy]):.2f}",
+                f"{ratio:.3f}",
+                f"{median(v.cpu):,.0f}",
+                f"{capacity:.3f}",
+                f"{median([s.rate for s in v.single]):,.0f}",
+                f"{median([s.p50_ms for s in v.single]):.3f}",
+                "" if v is direct else f"{added:,.0f}",
+                f"{median(v.cpu1):,.0f}",
+            ]
+        )
+    where = (
+        "server side on CPU 1 (gateway and upstream both), wrk on CPU 0"
+        if mode == "pinned"
+        else "unpinned"
     )
-
-
-def _median_round(results: list[dict[str, float]]) -> dict[str, float]:
-    ordered = sorted(results, key=lambda r: r["rps"])
-    return ordered[len(ordered) // 2]
+    print_table(
+        f"== tools/call search_orders, wrk, {where}; "
+        f"{args.rounds} interleaved rounds x {args.seconds} s, medians",
+        [
+            "variant",
+            f"req/s @{args.concurrency}",
+            "p50 ms",
+            "p99 ms",
+            "vs direct",
+            "CPU µs/req",
+            "CPU vs direct",
+            "req/s @1",
+            "p50 ms @1",
+            "added µs @1",
+            "CPU µs/req @1",
+        ],
+        rows,
+    )
+    print(
+        "CPU µs/req: the variant's server processes (the gateway: gateway + upstream), all\n"
+        "threads, at 16 connections (and at 1); CPU vs direct = direct's CPU per request / the\n"
+        "variant's: the capacity ratio of one core, which other work on the machine\n"
+        "does not skew the way it skews req/s.\n"
+    )
 
 
 async def decision(args: argparse.Namespace, key: ECKey) -> None:
@@ -437,9 +629,9 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
     for name in ("httpx", "mcp"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    def guarded(audit: AuditLog | None) -> Any:
+    def guarded(audit: AuditLog | None, app: Any = None) -> Any:
         # The throughput benchmark's configuration, on its own copy of the demo app.
-        app, manifest = create_demo_app(stateless_http=True, json_response=True)
+        demo, manifest = create_demo_app(stateless_http=True, json_response=True)
         guard = make_guard(
             issuer=ISSUER,
             resource=resource,
@@ -448,16 +640,20 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
             rate_limits=RateLimits(per_token=Limit(10_000_000, 60)),
             audit=audit,
         )
-        return protect(app, guard)
+        return protect(demo if app is None else app, guard)
 
     audit = AuditLog([FileSink(os.devnull)])
     drivers = {
         "plain": _AsgiDriver(create_demo_app(stateless_http=True, json_response=True)[0], None),
         "guard": _AsgiDriver(guarded(None), token),
         "guard+audit": _AsgiDriver(guarded(audit), token),
+        # The guard's own cost, without the SDK app's ~600 µs (and its variance) around it.
+        "canned": _AsgiDriver(_canned_app(), None),
+        "canned+guard": _AsgiDriver(guarded(None, _canned_app()), token),
     }
-    for driver in drivers.values():
-        await driver.start()
+    for name, driver in drivers.items():
+        if not name.startswith("canned"):  # the canned app has no lifespan
+            await driver.start()
         for _ in range(200):  # warm up: caches, the SDK's first-call paths
             assert await driver() == 200
     times: dict[str, list[int]] = {k: [] for k in drivers}
@@ -467,8 +663,9 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
             t = time.perf_counter_ns()
             await driver()
             times[name].append(time.perf_counter_ns() - t)
-    for driver in drivers.values():
-        await driver.stop()
+    for name, driver in drivers.items():
+        if not name.startswith("canned"):
+            await driver.stop()
     audit.close()
     med = {k: statistics.median(v) / 1000 for k, v in times.items()}
     print(
@@ -480,41 +677,57 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
         "plain": "mcp SDK app, unprotected",
         "guard": "mcp SDK app + guard",
         "guard+audit": "mcp SDK app + guard + audit to a file",
+        "canned": "canned-answer ASGI app, unprotected",
+        "canned+guard": "canned-answer ASGI app + guard",
     }
     for name, label in labels.items():
-        extra = "" if name == "plain" else f"{med[name] - med['plain']:>10.1f}"
+        base = "canned" if name.startswith("canned") else "plain"
+        extra = "" if name == base else f"{med[name] - med[base]:>10.1f}"
         print(f"{label:<44}{med[name]:>10.1f}{extra}")
-    print(f"guard overhead = {med['guard'] - med['plain']:.1f} µs per request (median)")
+    print(
+        f"guard overhead = {med['guard'] - med['plain']:.1f} µs per request on the SDK app, "
+        f"{med['canned+guard'] - med['canned']:.1f} µs on a canned answer (medians)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--serve", choices=["plain", "protected", "sdk-auth", "gateway"])
+    parser.add_argument("--serve", choices=["issuer", "canned", "direct", "guard", "sdk-auth"])
     parser.add_argument("--port", type=int)
     parser.add_argument("--jwks")
-    parser.add_argument("--upstream")
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--issuer")
+    parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--overhead-requests", type=int, default=4000)
     parser.add_argument("--decisions", type=int, default=5000)
     parser.add_argument("--redis", default=os.environ.get("MCPWARD_BENCH_REDIS"))
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also run the guard and the gateway from this src directory (e.g. a worktree "
+        "of the commit before a change), in the same rounds",
+    )
+    parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.jwks, args.upstream)
+        serve(args.serve, args.port, args.jwks, args.issuer)
         return
     key = ECKey.generate_key("P-256", parameters={"kid": "bench"})
+    log(f"load average before: {os.getloadavg()[0]:.2f}")
 
-    async def run() -> None:
+    async def in_process() -> None:
         await decision(args, key)
         await overhead(args, key)
-        if not args.skip_throughput:
-            await throughput(args, key)
 
-    asyncio.run(run())
+    if not args.skip_in_process:
+        asyncio.run(in_process())
+    if not args.skip_throughput:
+        throughput(args, key)
+    log(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -51,10 +51,16 @@ async def read_body(
             int(content_length) > limit
         ):
             raise BodyTooLarge("the request body is too large")
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        # The common case: the whole body in one message.
+        body: bytes = message.get("body", b"")
+        if len(body) > limit:
+            raise BodyTooLarge("the request body is too large")
+        return body
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] != "http.request":
             raise BodyIncomplete("the client went away")
         chunk: bytes = message.get("body", b"")
@@ -65,6 +71,7 @@ async def read_body(
             chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+        message = await receive()
 
 
 async def send_response(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:

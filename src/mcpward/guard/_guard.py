@@ -228,39 +228,34 @@ class Guard:
         backend round trip). Returns the rate limiter's decision (for RateLimit headers),
         ``None`` without limits."""
         try:
-            return await self._authorize(identity, calls, proof)
+            missing: frozenset[str] | None = None
+            for call in calls:
+                if call.kind is None or call.target is None:
+                    continue
+                required = self.rules.required(call.kind, call.target)
+                if required is None:
+                    raise PolicyDenied(f"this {call.kind} declares no scopes and is not available")
+                if not required <= identity.scopes:
+                    missing = required if missing is None else missing | required
+            if missing:
+                raise InsufficientScope(
+                    "the token lacks scopes this call requires",
+                    required=set(missing),
+                    held=identity.scopes,
+                )
+            if self.policy is not None:
+                for call in calls:
+                    if (
+                        call.kind is not None
+                        and call.target is not None
+                        and not await self.policy.allows(identity, call.kind, call.target)
+                    ):
+                        raise PolicyDenied(f"the policy does not allow this {call.kind}")
+            return await self.admit(identity, calls, proof)
         except GuardError as exc:
             if identity.jkt is not None:  # a bound token came with the DPoP scheme
                 exc.scheme = "DPoP"
             raise
-
-    async def _authorize(
-        self, identity: Identity, calls: Sequence[Call], proof: Proof | None
-    ) -> Decision | None:
-        missing: set[str] = set()
-        for call in calls:
-            if call.kind is None or call.target is None:
-                continue
-            required = self.rules.required(call.kind, call.target)
-            if required is None:
-                raise PolicyDenied(f"this {call.kind} declares no scopes and is not available")
-            if not required <= identity.scopes:
-                missing |= required
-        if missing:
-            raise InsufficientScope(
-                "the token lacks scopes this call requires",
-                required=missing,
-                held=identity.scopes,
-            )
-        if self.policy is not None:
-            for call in calls:
-                if (
-                    call.kind is not None
-                    and call.target is not None
-                    and not await self.policy.allows(identity, call.kind, call.target)
-                ):
-                    raise PolicyDenied(f"the policy does not allow this {call.kind}")
-        return await self.admit(identity, calls, proof)
 
     async def admit(
         self, identity: Identity, calls: Sequence[Call] = (), proof: Proof | None = None
@@ -287,9 +282,7 @@ class Guard:
                 raise Unavailable("revocations cannot be checked now", exc.retry_after) from None
             if revoked:
                 raise InvalidToken("the access token has been revoked")
-        buckets = self._buckets(
-            identity, [c.target for c in calls if c.kind == "tool" and c.target]
-        )
+        buckets = self._buckets(identity, calls)
         once = self._once if proof is not None else None
         if proof is not None and once is None:
             await self._spend(proof)
@@ -335,7 +328,7 @@ class Guard:
         if not first:
             raise InvalidDPoPProof("the DPoP proof was already used", "replayed")
 
-    def _buckets(self, identity: Identity, tools: Iterable[str]) -> list[Bucket]:
+    def _buckets(self, identity: Identity, calls: Iterable[Call]) -> list[Bucket]:
         entry = self._base_buckets.get(id(identity))
         if entry is not None and entry[0] is identity:
             base = entry[1]
@@ -349,7 +342,10 @@ class Guard:
         if not tool_limits:
             return base
         buckets = list(base)
-        for tool in tools:
+        for call in calls:
+            if call.kind != "tool" or not call.target:
+                continue
+            tool = call.target
             limit = tool_limits.get(tool)
             if limit is not None:
                 buckets.append(Bucket(f"t:{_token_key(identity)}:tool:{tool}", limit, "tool"))

@@ -60,11 +60,3 @@ def require_identity() -> Identity:
     if identity is None:
         raise LookupError("no verified identity: is this tool served behind the mcpward guard?")
     return identity
-
-
-def _set_current(identity: Identity | None) -> contextvars.Token[Identity | None]:
-    return _current.set(identity)
-
-
-def _reset_current(token: contextvars.Token[Identity | None]) -> None:
-    _current.reset(token)

@@ -71,10 +71,11 @@ class Inspector:
         kind = message["type"]
         if kind == "http.response.start":
             self.status = message["status"]
+            headers = message.get("headers", ())
             if self._extra is not None:
-                message = {**message, "headers": [*message.get("headers", ()), *self._extra]}
+                message = {**message, "headers": [*headers, *self._extra]}
             if self._lists or self._tools:
-                ctype = header_value(message.get("headers", ()), b"content-type")
+                ctype = header_value(headers, b"content-type")
                 if ctype.startswith(b"application/json"):
                     if self._lists:
                         self._mode = "json-rewrite"
@@ -93,11 +94,14 @@ class Inspector:
         more = message.get("more_body", False)
         if mode == "json":
             # Only looking (did a tool call fail?): pass the bytes on unchanged.
-            if chunk:
-                self._chunks.append(chunk)
-            if not more:
-                self._observe_json(b"".join(self._chunks))
+            if more:
+                if chunk:
+                    self._chunks.append(chunk)
+            elif self._chunks:
+                self._observe_json(b"".join((*self._chunks, chunk)))
                 self._chunks = []
+            else:
+                self._observe_json(chunk)  # the usual JSON answer: one message
             await self._send(message)
             return
         if mode == "json-rewrite":

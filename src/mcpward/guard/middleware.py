@@ -27,7 +27,7 @@ from mcpward._asgi import BodyIncomplete, BodyTooLarge, ratelimit_headers, read_
 from mcpward.audit import AuditEvent, Outcome
 from mcpward.guard._errors import BadMessage, GuardError, InsufficientScope
 from mcpward.guard._guard import Guard
-from mcpward.guard._identity import Identity, _reset_current, _set_current
+from mcpward.guard._identity import Identity, _current
 from mcpward.guard._inspector import Inspector, id_key
 from mcpward.guard._jsonrpc import Call, parse
 from mcpward.state import Decision
@@ -107,11 +107,15 @@ class GuardMiddleware:
         identity: Identity | None = None
         calls: list[Call] = []
         try:
+            # One pass over the headers for everything the guard reads of them.
             authorization: list[bytes] = []
             dpop: list[bytes] = []
+            declared: bytes | None = None
             for name, value in scope["headers"]:
                 if name == b"authorization":
                     authorization.append(value)
+                elif name == b"content-length":
+                    declared = value
                 elif name == b"dpop":
                     dpop.append(value)
             identity, proof = await guard.authenticate(
@@ -119,7 +123,7 @@ class GuardMiddleware:
             )
             if method == "POST":
                 # Read and parse once; the app gets the very same bytes replayed.
-                body = await self._read_body(scope, receive)
+                body = await self._read_body(receive, declared)
                 calls = parse(body)
                 receive = _replay(body, receive)
             decision = await guard.authorize(identity, calls, proof)
@@ -135,12 +139,16 @@ class GuardMiddleware:
             return
         guard.metrics.decision_seconds.observe(time.perf_counter() - started)
 
-        scope = dict(scope)
+        # The scope is this request's own: set in place, as Starlette's middleware does.
         scope["mcpward.identity"] = identity
-        scope["user"], scope["auth"] = self._app_user(identity)
+        entry = self._users.get(id(identity))
+        # The entry holds the identity itself, so its id cannot be reused while cached.
+        if entry is None or entry[0] is not identity:
+            entry = self._app_user(identity)
+        scope["user"], scope["auth"] = entry[1], entry[2]
         extra = self._ratelimit_headers(decision) if self.ratelimit_headers else None
         inspector = Inspector(guard, identity, calls, send, extra)
-        token = _set_current(identity)
+        token = _current.set(identity)
         outcome: Outcome = "ok"
         try:
             await self.app(scope, receive, inspector.send)
@@ -148,22 +156,19 @@ class GuardMiddleware:
             outcome = "error"
             raise
         finally:
-            _reset_current(token)
+            _current.reset(token)
             if inspector.status >= 500:
                 outcome = "error"
             self._audit(scope, identity, calls, method, outcome, started, None, inspector)
 
-    def _app_user(self, identity: Identity) -> tuple[AuthenticatedUser, AuthCredentials]:
-        entry = self._users.get(id(identity))
-        # The entry holds the identity itself, so its id cannot be reused while cached.
-        if entry is not None and entry[0] is identity:
-            return entry[1], entry[2]
+    def _app_user(self, identity: Identity) -> tuple[Identity, AuthenticatedUser, AuthCredentials]:
+        """What the app sees of a verified identity, made once per identity."""
         if len(self._users) >= _USER_CACHE:
             self._users.clear()
         user = _sdk_user(identity, self.guard.resource)
-        credentials = AuthCredentials(sorted(identity.scopes))
-        self._users[id(identity)] = (identity, user, credentials)
-        return user, credentials
+        entry = (identity, user, AuthCredentials(sorted(identity.scopes)))
+        self._users[id(identity)] = entry
+        return entry
 
     def _ratelimit_headers(self, decision: Decision | None) -> list[tuple[bytes, bytes]] | None:
         """draft-ietf-httpapi-ratelimit-headers for the tightest bucket of this request."""
@@ -178,12 +183,7 @@ class GuardMiddleware:
             cache=self._policy_headers,  # bounded: one entry per limit and bucket kind
         )
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        declared = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                declared = value
-                break
+    async def _read_body(self, receive: Receive, declared: bytes | None) -> bytes:
         try:
             return await read_body(receive, limit=self.max_body, content_length=declared)
         except BodyTooLarge:
@@ -209,6 +209,7 @@ class GuardMiddleware:
         tool_calls = [c for c in calls if c.kind == "tool" and c.target is not None]
         failed = inspector.failed if inspector is not None else None
         tool_outcomes: list[Outcome] = []
+        known = guard.rules.manifest.tools
         for call in tool_calls:
             tool_outcome = outcome
             if outcome == "ok" and failed and id_key(call.id) in failed:
@@ -216,7 +217,7 @@ class GuardMiddleware:
             tool_outcomes.append(tool_outcome)
             # Label values from client input only when declared: bounded cardinality.
             target = call.target
-            label = target if target and target in guard.rules.manifest.tools else "other"
+            label = target if target and target in known else "other"
             metrics.tool_call(label, tool_outcome)
         if not guard.audit.sinks:
             return  # nobody to write to: skip building the events
