@@ -215,23 +215,6 @@ local function fail(status, body)
 end
 """
 
-_LUA_STATIC = r"""
-wrk.method = "POST"
-wrk.body = [==[{body}]==]
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = [==[{authorization}]==]
-function init(args)
-  bad = 0
-  starved = 0
-  sample = ""
-end
-function response(status, headers, body)
-  if status ~= 200 or not string.find(body, [==[{expect}]==], 1, true) then
-    fail(status, body)
-  end
-end
-"""
-
 # One-time-use refresh chains: each thread reads its chains' current refresh tokens into a
 # FIFO; a request takes the oldest, its response puts the rotated one back. wrk calls
 # response() before the same connection's next request(), so with at least as many tokens
@@ -308,7 +291,8 @@ def json_post_lua(body: str, headers: dict[str, str], expect: str) -> str:
 def static_post_lua(body: str, authorization: str, expect: str) -> str:
     """The same form POST every time; a response counts only as a 200 containing
     ``expect``."""
-    return _LUA_REPORT + _LUA_STATIC.format(body=body, authorization=authorization, expect=expect)
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": authorization}
+    return json_post_lua(body, form, expect)
 
 
 def refresh_chains_lua(authorization: str, chains_dir: Path, path: str) -> str:

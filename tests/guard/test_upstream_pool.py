@@ -27,8 +27,9 @@ HEAD = b"POST /mcp HTTP/1.1\r\nhost: upstream\r\ncontent-length: 2\r\n\r\n"
 class Origin:
     """A TCP server running ``handler`` per connection; counts connections."""
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    def __init__(self, handler: Handler | None) -> None:
+        # None: answer OK to every request, keeping the connection alive.
+        self.handler = handler or self.keep_alive
         self.connections = 0
         self.open = 0
         self.most_open = 0
@@ -46,6 +47,11 @@ class Origin:
         finally:
             self.open -= 1
             writer.close()
+
+    async def keep_alive(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await self.read_request(reader)
+            writer.write(OK)
 
     async def read_request(self, reader: asyncio.StreamReader) -> bytes:
         """One request's head (recorded) and its Content-Length body."""
@@ -65,10 +71,10 @@ class Origin:
 
 
 @pytest.fixture
-async def origin() -> AsyncIterator[Callable[[Handler], Awaitable[Origin]]]:
+async def origin() -> AsyncIterator[Callable[[Handler | None], Awaitable[Origin]]]:
     started: list[Origin] = []
 
-    async def start(handler: Handler) -> Origin:
+    async def start(handler: Handler | None) -> Origin:
         o = Origin(handler)
         o.server = await asyncio.start_server(o._serve, "127.0.0.1", 0)
         started.append(o)
@@ -91,12 +97,7 @@ async def exchange(pool: UpstreamPool, body: bytes = b"{}") -> tuple[int, bytes]
 async def test_one_connection_serves_sequential_requests(
     origin: Callable[..., Awaitable[Origin]],
 ) -> None:
-    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await o.read_request(reader)
-            writer.write(OK)
-
-    o = await origin(keep_alive)
+    o = await origin(None)
     pool = UpstreamPool(o.url)
     for _ in range(20):
         assert await exchange(pool) == (200, b"{}")
@@ -107,12 +108,7 @@ async def test_one_connection_serves_sequential_requests(
 async def test_connection_idle_past_keepalive_is_not_reused(
     origin: Callable[..., Awaitable[Origin]],
 ) -> None:
-    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await o.read_request(reader)
-            writer.write(OK)
-
-    o = await origin(keep_alive)
+    o = await origin(None)
     pool = UpstreamPool(o.url, keepalive=0.0)
     assert await exchange(pool) == (200, b"{}")
     assert await exchange(pool) == (200, b"{}")
@@ -267,12 +263,7 @@ async def test_the_head_the_gateway_sends(origin: Callable[..., Awaitable[Origin
     """Only MCP's headers pass, in the client's bytes; the injected credential replaces
     the client's Authorization; Host names the upstream; the query string follows."""
 
-    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await o.read_request(reader)
-            writer.write(OK)
-
-    o = await origin(keep_alive)
+    o = await origin(None)
     port = free_port()
     resource = f"http://127.0.0.1:{port}/mcp"
     m = Minter(resource=resource)
