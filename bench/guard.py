@@ -13,13 +13,15 @@
    (``search_orders``) served by the ``mcp`` SDK in stateless JSON mode, each variant in
    its own uvicorn process: direct (unprotected, the baseline), the in-process guard, the
    SDK's own bearer auth (with a dict cache of verified tokens), and the real
-   ``mcpward gateway`` process in front of the direct server. Every response is checked
-   (200 and the tool's result). First with the server side pinned to CPU 1 (the gateway
-   and its upstream share it) and wrk on CPU 0, then unpinned; per round every variant
-   at 16 connections (throughput) and at 1 connection (latency, the added p50 against
-   direct); rounds interleaved, medians of per-round ratios. With ``--before SRC`` the
-   guard and gateway variants also run from another checkout's ``src`` (the code before a
-   change) in the same rounds: a before/after that shares the machine's load.
+   ``mcpward gateway`` process in front of the direct server, and two floors in front of
+   it (``_floors.py``: a byte pipe, and the least an HTTP-aware proxy does) that show
+   what the hop itself costs. Every response is checked (200 and the tool's result).
+   First with the server side pinned to CPU 1 (a proxy and its upstream share it) and
+   wrk on CPU 0, then unpinned; per round every variant at 16 connections (throughput)
+   and at 1 connection (latency, the added p50 against direct); rounds interleaved,
+   medians of per-round ratios. With ``--before SRC`` the guard and gateway variants
+   also run from another checkout's ``src`` (the code before a change) in the same
+   rounds: a before/after that shares the machine's load.
 
     .venv/bin/python bench/guard.py [--seconds 3] [--concurrency 16] [--rounds 5]
         [--before /tmp/perf-before/src]
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _floors import serve_http_floor, serve_pipe
 from _harness import (
     BenchError,
     Processes,
@@ -60,11 +63,12 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 ISSUER = "https://as.bench.test"
+TOOL = "search_orders"
 CALL = {
     "jsonrpc": "2.0",
     "id": 1,
     "method": "tools/call",
-    "params": {"name": "search_orders", "arguments": {"query": "acme"}},
+    "params": {"name": TOOL, "arguments": {"query": "acme"}},
 }
 # Every response must be the tool's answer, not an error.
 EXPECT = '"structuredContent":{"result":[{"id":"ord_1001"'
@@ -256,6 +260,9 @@ VARIANTS = {
     "guard": "mcp SDK + mcpward guard in-process",
     "sdk-auth": "mcp SDK's own bearer auth (dict cache)",
     "gateway": "mcpward gateway -> the direct server",
+    # Floors (bench/_floors.py): what a proxy process costs before any gateway work.
+    "pipe": "floor: a byte pipe (uvloop) -> direct",
+    "http-floor": "floor: least HTTP-aware proxy -> direct",
 }
 # With --before SRC: the same two mcpward variants run from another checkout's src (the
 # code before a change), in the same rounds.
@@ -324,13 +331,19 @@ def start_variants(
     if before is not None:
         names[2:2] = ["guard-before"]
         names.append("gateway-before")
+    names += ["pipe", "http-floor"]
     ports = {name: free_port() for name in ("issuer", *names)}
     issuer = f"http://127.0.0.1:{ports['issuer']}"
+    tokens = {n: mint(key, f"http://127.0.0.1:{ports[n]}/mcp", issuer=issuer) for n in names}
     pids: dict[str, list[int]] = {}
     for name in ("issuer", *names):
         kind = name.removesuffix("-before")
         src = before if name.endswith("-before") else None
-        if kind == "gateway":
+        if kind in ("pipe", "http-floor"):
+            own = [sys.executable, __file__, "--serve", kind, "--port", str(ports[name])]
+            cmd = [*own, "--upstream-port", str(ports["direct"]), "--token", tokens[name]]
+            pids[name] = [_start(procs, work, name, cmd, ports[name]), *pids["direct"]]
+        elif kind == "gateway":
             cmd = [
                 sys.executable,
                 "-m",
@@ -359,7 +372,7 @@ def start_variants(
         url = f"http://127.0.0.1:{ports[name]}/mcp"
         headers = dict(HEADERS)
         if name != "direct":
-            headers["authorization"] = f"Bearer {mint(key, url, issuer=issuer)}"
+            headers["authorization"] = f"Bearer {tokens[name]}"
         script = work / f"{name}.lua"
         script.write_text(json_post_lua(json.dumps(CALL), headers, EXPECT))
         variants[name] = Variant(name, url, script, pids[name])
@@ -694,7 +707,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--serve", choices=["issuer", "canned", "direct", "guard", "sdk-auth"])
+    parser.add_argument(
+        "--serve",
+        choices=["issuer", "canned", "direct", "guard", "sdk-auth", "pipe", "http-floor"],
+    )
+    parser.add_argument("--upstream-port", type=int)
+    parser.add_argument("--token")
     parser.add_argument("--port", type=int)
     parser.add_argument("--jwks")
     parser.add_argument("--issuer")
@@ -713,6 +731,12 @@ def main() -> None:
     )
     parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()
+    if args.serve == "pipe":
+        serve_pipe(args.port, args.upstream_port)
+        return
+    if args.serve == "http-floor":
+        serve_http_floor(args.port, args.upstream_port, args.token, TOOL)
+        return
     if args.serve:
         serve(args.serve, args.port, args.jwks, args.issuer)
         return

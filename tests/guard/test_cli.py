@@ -180,6 +180,11 @@ async def test_gateway_list_filter_flag(tmp_path: Path) -> None:
                 )
                 try:
                     await _wait_http(resource)
+                    async with httpx.AsyncClient() as plain:
+                        challenge = await plain.post(resource, json={})
+                    # No product banner; the challenge is the guard's own.
+                    assert challenge.status_code == 401, challenge.text
+                    assert "server" not in challenge.headers
                     http = bearer_client(authority.token("orders.read", resource=resource))
                     async with Client(streamable_http_client(resource, http_client=http)) as c:
                         tools = (await c.list_tools()).tools

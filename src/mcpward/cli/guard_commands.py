@@ -243,6 +243,10 @@ def gateway(
         ws="none",
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
+        # Nothing in the gateway reads the client address or scheme, so uvicorn's
+        # X-Forwarded-* rewriting would be a middleware layer per request for nothing.
+        proxy_headers=False,
+        server_header=False,  # no product banner on every answer
     )
     try:
         GracefulServer(config).run()
