@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,6 +59,25 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
+class TestServer(uvicorn.Server):
+    """uvicorn without its signal handlers, for servers a test starts in its own loop.
+
+    uvicorn installs SIGINT/SIGTERM handlers (bound methods of the server) while it serves
+    and restores the previous ones when it stops. Two servers stopped in the order they
+    were started (not the reverse) leave the first one's handler installed, a stopped
+    server whose ``should_exit`` is true. sse-starlette finds the uvicorn server to watch
+    through that SIGTERM handler, process-wide, and ends every SSE answer in the process
+    when it sees ``should_exit``, so each later streamed answer raced a cancellation and
+    lost it under load (the intermittent early end of a POST's SSE answer). A test has no
+    use for the handlers: pytest handles Ctrl-C."""
+
+    __test__ = False  # not a test class, despite the name
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 @asynccontextmanager
 async def serve(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
     """Serve ``app`` over real HTTP on 127.0.0.1; yields its base URL."""
@@ -66,7 +85,7 @@ async def serve(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
     )
-    server = uvicorn.Server(config)
+    server = TestServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
