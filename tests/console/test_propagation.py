@@ -31,7 +31,7 @@ from mcpward.demo import create_demo_app
 from mcpward.storage.records import EventFilter
 from mcpward.storage.sql import SqlStore
 from tests.console.support import PASSWORD, OperatorClient
-from tests.guard.support import bearer_client, serve
+from tests.guard.support import bearer_client, serve, wait_http
 from tests.services import free_port
 
 MCPWARD = [sys.executable, "-m", "mcpward"]
@@ -56,18 +56,6 @@ async def run(env: dict[str, str], *args: str, stdin: str = "") -> Any:
     out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), 60)
     assert proc.returncode == 0, err.decode()
     return json.loads(out) if "--json" in args else out.decode()
-
-
-async def wait_http(url: str) -> None:
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as http:
-        while True:
-            try:
-                await http.get(url)
-                return
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, f"{url} never answered"
-                await asyncio.sleep(0.1)
 
 
 async def token(issuer: str, client_id: str, secret: str, resource: str) -> str:

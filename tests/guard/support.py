@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import httpx2
 import uvicorn
 from joserfc import jwt
@@ -84,6 +86,19 @@ def serve(app: ASGIApp, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+async def wait_http(url: str, within: float = 30.0) -> None:
+    """Until ``url`` answers at all (a process just started, any status will do)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                await http.get(url)
+                return
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, f"{url} never answered"
+                await asyncio.sleep(0.1)
 
 
 def bearer_client(token: str | None, **kwargs: Any) -> httpx2.AsyncClient:

@@ -23,7 +23,7 @@ from mcpward.server import create_app
 from mcpward.testing import authorization_server
 from tests.conftest import serve as serve_in_loop
 
-from .support import bearer_client, free_port, serve
+from .support import bearer_client, free_port, serve, wait_http
 
 MCPWARD = [sys.executable, "-m", "mcpward"]
 
@@ -108,7 +108,7 @@ async def test_gateway_process_honours_revocation(
                     stderr=asyncio.subprocess.PIPE,
                 )  # fmt: skip
                 try:
-                    await _wait_http(resource)
+                    await wait_http(resource, within=20)
                     token = authority.token("orders.read", resource=resource, subject="frank")
                     http = bearer_client(token)
                     async with Client(streamable_http_client(resource, http_client=http)) as c:
@@ -179,7 +179,7 @@ async def test_gateway_list_filter_flag(tmp_path: Path) -> None:
                     stderr=asyncio.subprocess.DEVNULL,
                 )
                 try:
-                    await _wait_http(resource)
+                    await wait_http(resource, within=20)
                     async with httpx.AsyncClient() as plain:
                         challenge = await plain.post(resource, json={})
                     # No product banner; the challenge is the guard's own.
@@ -198,19 +198,6 @@ async def test_gateway_list_filter_flag(tmp_path: Path) -> None:
     }
     assert listed["annotate"]["search_orders"] == {"required": ["orders.read"], "granted": True}
     assert listed["filter"] == {"search_orders": None, "export_orders": None, "whoami": None}
-
-
-async def _wait_http(url: str) -> None:
-    deadline = time.monotonic() + 20
-    async with httpx.AsyncClient() as http:
-        while True:
-            try:
-                await http.get(url)
-                return
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
 
 
 async def _wait_audit(path: Path, outcome: str) -> None:
@@ -254,7 +241,7 @@ async def test_gateway_process_requiring_dpop(tmp_path: Path) -> None:
                 stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             try:
-                await _wait_http(resource)
+                await wait_http(resource, within=20)
                 key = ProofKey.generate()
                 bearer = authority.token("orders.read", resource=resource)
                 bound = authority.token("orders.read", resource=resource, jkt=key.jkt)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from mcpward.console._actions import Action, Confirm, Params
 from mcpward.console._core import Console, Operator
-from mcpward.console._display import REVOKED, SOURCES, client_link, stamp, user_link
+from mcpward.console._display import REVOKED, SOURCES, client_link, stamp, user_link, with_done
 from mcpward.operations import NotFound
 from mcpward.server.pages._render import redirect
 from mcpward.storage.records import ClientSource, ClientStatus
@@ -160,7 +160,7 @@ class Clients:
     async def _disable(self, request: Request, operator: Operator, p: Params) -> Response:
         if not await self.ops.clients.disable(p["id"], operator.actor):
             raise NotFound(f"no enabled client {p['id']}")
-        return redirect(client_link(p["id"]) + "&done=disabled")
+        return redirect(with_done(client_link(p["id"]), "disabled"))
 
     async def _confirm_revoke(self, operator: Operator, p: Params) -> Confirm:
         name, facts, live = await self._facts(p["id"])
@@ -178,7 +178,7 @@ class Clients:
     async def _revoke(self, request: Request, operator: Operator, p: Params) -> Response:
         await self.ops.clients.detail(p["id"])  # NotFound for an unknown client
         await self.ops.clients.revoke_tokens(p["id"], operator.actor, reason="operator_revoked")
-        return redirect(client_link(p["id"]) + "&done=revoked")
+        return redirect(with_done(client_link(p["id"]), "revoked"))
 
     async def _confirm_rotate(self, operator: Operator, p: Params) -> Confirm:
         name, facts, _ = await self._facts(p["id"])

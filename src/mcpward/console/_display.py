@@ -48,3 +48,8 @@ def client_link(client_id: str) -> str:
 
 def user_link(user_id: str) -> str:
     return "/users/show?" + urlencode({"id": user_id})
+
+
+def with_done(back: str, done: str) -> str:
+    """``back`` with the notice to show there after an action (``done=...``)."""
+    return back + ("&" if "?" in back else "?") + urlencode({"done": done})

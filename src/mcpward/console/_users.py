@@ -11,12 +11,16 @@ from starlette.responses import Response
 
 from mcpward.console._actions import Action, Confirm, Params
 from mcpward.console._core import Console, Operator, safe_next
-from mcpward.console._display import REVOKED, SOURCES, client_link, short_id, stamp, user_link
+from mcpward.console._display import (
+    REVOKED,
+    SOURCES,
+    client_link,
+    short_id,
+    stamp,
+    user_link,
+    with_done,
+)
 from mcpward.server.pages._render import redirect
-
-
-def _with_done(back: str, done: str) -> str:
-    return back + ("&" if "?" in back else "?") + urlencode({"done": done})
 
 
 class Users:
@@ -144,7 +148,7 @@ class Users:
     async def _revoke_family(self, request: Request, operator: Operator, p: Params) -> Response:
         family = await self.ops.grants.family(p["id"])
         await self.ops.grants.revoke_family(family.id, operator.actor)
-        return redirect(_with_done(safe_next(p["back"], user_link(family.subject)), "grant"))
+        return redirect(with_done(safe_next(p["back"], user_link(family.subject)), "grant"))
 
     async def _user_facts(self, user_id: str) -> tuple[str, list[tuple[str, str]], int]:
         user = await self.ops.users.get(user_id)
@@ -172,7 +176,7 @@ class Users:
     async def _revoke(self, request: Request, operator: Operator, p: Params) -> Response:
         user = await self.ops.users.get(p["id"])
         await self.ops.grants.revoke_subject(user.id, operator.actor, reason="operator_revoked")
-        return redirect(_with_done(user_link(user.id), "revoked"))
+        return redirect(with_done(user_link(user.id), "revoked"))
 
     async def _confirm_offboard(self, operator: Operator, p: Params) -> Confirm:
         name, facts, live = await self._user_facts(p["id"])
@@ -191,7 +195,7 @@ class Users:
     async def _offboard(self, request: Request, operator: Operator, p: Params) -> Response:
         user = await self.ops.users.get(p["id"])
         await self.ops.users.offboard(user, operator.actor)
-        return redirect(_with_done(user_link(user.id), "offboarded"))
+        return redirect(with_done(user_link(user.id), "offboarded"))
 
     async def _confirm_withdraw(self, operator: Operator, p: Params) -> Confirm:
         user = await self.ops.users.get(p["user"])
@@ -209,4 +213,4 @@ class Users:
     async def _withdraw(self, request: Request, operator: Operator, p: Params) -> Response:
         user = await self.ops.users.get(p["user"])
         await self.ops.users.withdraw_consent(user, p["client"], p["resource"], operator.actor)
-        return redirect(_with_done(user_link(user.id), "withdrawn"))
+        return redirect(with_done(user_link(user.id), "withdrawn"))
