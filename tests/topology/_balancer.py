@@ -1,9 +1,10 @@
 """The load balancer in front of the replicas and the gateways: HAProxy (Debian's
 package), configured the way the README's deployment section recommends.
 
-- Health checks: ``GET /readyz`` on every replica every 100 ms; one failure takes a
-  replica out of rotation, one success puts it back. A replica that is shutting down
-  answers 503 there while it drains, so it leaves rotation before it stops listening.
+- Health checks: ``GET /readyz`` on every replica and gateway every 100 ms; one failure
+  takes it out of rotation, one success puts it back. A replica or gateway that is
+  shutting down answers 503 there while it drains, so it leaves rotation before it stops
+  listening.
 - No connection reuse towards a backend (``http-server-close``): a request never lands
   on a connection the backend is closing.
 - A request whose connection failed, or whose backend died before answering (kill -9),
@@ -78,8 +79,8 @@ def config(
             "    default_backend gateways",
             "backend gateways",
             "    balance roundrobin",
-            # The gateway's Protected Resource Metadata answers 200 while it serves.
-            "    option httpchk GET /.well-known/oauth-protected-resource/mcp",
+            # A gateway's readiness: 503 while it drains, or when its upstream is gone.
+            "    option httpchk GET /readyz",
             "    http-check expect status 200",
             "    default-server inter 100ms fall 1 rise 1",
             *(f"    server g{i} 127.0.0.1:{port} check" for i, port in enumerate(gateways)),

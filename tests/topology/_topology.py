@@ -60,8 +60,8 @@ class Spec:
     # Seconds between the table gateways' polls of the revocations table; None: the
     # gateway's default.
     poll_interval: float | None = None
-    # Seconds a replica keeps serving (readiness 503) after SIGTERM before it closes its
-    # socket: longer than the balancer's check interval (100 ms).
+    # Seconds a replica or a gateway keeps serving (readiness 503) after SIGTERM before it
+    # closes its socket: longer than the balancer's check interval (100 ms).
     drain: float = 0.5
     # Whether the balancer retries a request whose replica refused or dropped it.
     balancer_retries: bool = True
@@ -136,7 +136,12 @@ class Gateway:
 
     def start(self) -> None:
         self.proc.start()
-        self.proc.wait_http(self.url + "/.well-known/oauth-protected-resource/mcp")
+        self.proc.wait_http(self.url + "/readyz")
+
+    def restart(self) -> None:
+        """SIGTERM (drain, then graceful shutdown), wait for the exit, start again."""
+        self.proc.terminate()
+        self.start()
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
         return read_events(self.audit_path, name)
@@ -363,6 +368,8 @@ class Topology:
                 argv += ["--poll-interval", str(spec.poll_interval)]
         if self.loki is not None:
             argv += ["--loki", self.loki.url]
+        if spec.drain:
+            argv += ["--shutdown-drain", str(spec.drain)]
         return argv + list(spec.gateway_args)
 
     def check_alive(self) -> None:

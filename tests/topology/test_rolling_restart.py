@@ -1,8 +1,9 @@
 """Rolling restarts behind a balancer that never retries (HAProxy with retries off, as
-kube-proxy would route): SIGTERM turns a replica's readiness to 503 while it keeps serving
-(``shutdown_drain``), the balancer's health check takes it out of rotation, then uvicorn's
-graceful shutdown lets in-flight requests finish. Restarting every replica in turn under
-load loses no request; a replica exits 0 after draining."""
+kube-proxy would route): SIGTERM turns a replica's or a gateway's readiness to 503 while it
+keeps serving (``shutdown_drain``, ``--shutdown-drain``), the balancer's health check takes
+it out of rotation, then uvicorn's graceful shutdown lets in-flight requests finish.
+Restarting every replica, or every gateway, in turn under load loses no request; a
+replica exits 0 after draining."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import httpx
 import pytest
 
 from tests.topology import Spec, Topology, topology
-from tests.topology._clients import refresh_form, sign_in
+from tests.topology._clients import McpSession, agent_token, refresh_form, sign_in
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 @pytest.fixture(scope="module")
 def topo() -> Iterator[Topology]:
-    spec = Spec(replicas=2, gateways=0, kind="redis", drain=1.0, balancer_retries=False)
+    spec = Spec(replicas=2, gateways=2, kind="redis", drain=1.0, balancer_retries=False)
     with topology(spec) as running:
         yield running
 
@@ -93,3 +94,42 @@ async def test_rolling_restart_under_load_loses_no_request(topo: Topology) -> No
     )
     assert len(outcomes) > 100
     assert failed == []
+
+
+async def test_rolling_restart_of_the_gateways_loses_no_tool_call(topo: Topology) -> None:
+    """Every gateway, one after the other: SIGTERM, drain, start, ready; meanwhile 6 MCP
+    sessions keep calling a tool through the balancer (each request may land on either
+    gateway; the session lives at the upstream behind both)."""
+    token = await agent_token(topo, topo.resource)
+    done = asyncio.Event()
+    outcomes: list[int | str] = []
+
+    async def caller() -> None:
+        async with httpx.AsyncClient(timeout=60) as http:
+            session = await McpSession.open(http, topo.resource, token)
+            while not done.is_set():
+                try:
+                    resp = await session.call("search_orders", {"query": "acme"})
+                    ok = resp.status_code == 200 and "ord_1001" in resp.text
+                    outcomes.append(200 if ok else resp.status_code)
+                except httpx.TransportError as exc:
+                    outcomes.append(type(exc).__name__)
+
+    async def restart_all() -> None:
+        await asyncio.sleep(0.5)  # the callers are under way
+        for gateway in topo.gateways:
+            await asyncio.to_thread(gateway.restart)
+            await asyncio.sleep(0.5)  # let the balancer's next check put it back
+        done.set()
+
+    started = time.monotonic()
+    await asyncio.gather(restart_all(), *[caller() for _ in range(6)])
+    elapsed = time.monotonic() - started
+    failed = [o for o in outcomes if o != 200]
+    print(
+        f"\nrolling restart of {len(topo.gateways)} gateways under load: {len(outcomes)} "
+        f"tool calls in {elapsed:.1f} s, {len(failed)} not 200"
+    )
+    assert len(outcomes) > 100
+    assert failed == []
+    assert all("Traceback" not in g.log() for g in topo.gateways)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Literal
 
 import orjson
@@ -180,19 +181,22 @@ class AuditEvent:
     actor: str | None = None
 
     def to_json(self, now: float) -> str:
-        # Field by field rather than dataclasses.asdict, which deep-copies: this runs on
-        # every token issued and every tool call.
+        # The values read in one C call rather than dataclasses.asdict (which deep-copies)
+        # or a getattr per field: this runs on every token issued and every tool call.
         record: dict[str, object] = {
             name: value
-            for name in _FIELDS
-            if (value := getattr(self, name)) is not None and value != () and value != {}
+            for name, value in zip(_FIELDS, _values(self), strict=True)
+            if value is not None
         }
-        record["scopes"] = list(self.scopes)
+        record["scopes"] = list(self.scopes)  # always there, [] when none
+        if not self.detail:
+            record.pop("detail", None)
         record["timestamp"] = _iso8601(self.timestamp or now)
         return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
 
 
 _FIELDS = tuple(f.name for f in fields(AuditEvent))
+_values = attrgetter(*_FIELDS)
 _second_cache: tuple[int, str] = (-1, "")
 
 

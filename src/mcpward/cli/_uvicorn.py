@@ -14,13 +14,16 @@ import signal
 import time
 from collections.abc import Iterator
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import uvicorn
 from uvicorn.server import HANDLED_SIGNALS
 
-if TYPE_CHECKING:
-    from mcpward.server import Readiness
+
+class Readiness(Protocol):
+    """A replica's or a gateway's ``/readyz``: told when the process is about to stop."""
+
+    def drain(self) -> None: ...
 
 
 class GracefulServer(uvicorn.Server):

@@ -139,6 +139,17 @@ def _header(value: str) -> tuple[str, str]:
 @click.option(
     "--loki", "loki_url", envvar="MCPWARD_LOKI_URL", help="Also push audit events to this Loki."
 )
+@click.option(
+    "--shutdown-drain",
+    "shutdown_drain",
+    envvar="MCPWARD_SHUTDOWN_DRAIN",
+    type=click.FloatRange(0, 300),
+    default=0.0,
+    show_default=True,
+    help="Seconds of /readyz 503 after SIGTERM while requests are still served, so a "
+    "load balancer stops sending new ones first (longer than its check interval × "
+    "failure count).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8401, show_default=True, type=int)
 def gateway(
@@ -162,6 +173,7 @@ def gateway(
     audit_spec: str,
     audit_db: str | None,
     loki_url: str | None,
+    shutdown_drain: float,
     host: str,
     port: int,
 ) -> None:
@@ -169,7 +181,7 @@ def gateway(
     import uvicorn
 
     from mcpward.audit import AuditLog, sink_from_spec
-    from mcpward.cli._uvicorn import GracefulServer
+    from mcpward.cli._uvicorn import DrainingServer
     from mcpward.guard import RateLimits, make_guard
     from mcpward.guard.gateway import create_gateway
 
@@ -195,10 +207,12 @@ def gateway(
     rate_limiter: Any = None
     revocations: Any = None
     replay: Any = None
+    ping: Any = None
     if redis_url:
         from mcpward.state import open_redis, over_redis
 
         shared = over_redis(open_redis(redis_url))
+        ping = shared.redis.ping if shared.redis is not None else None
         # One Redis script per request: rate limit, revocation and the proof's jti.
         rate_limiter, revocations, replay = (
             shared.rate_limiter,
@@ -232,7 +246,7 @@ def gateway(
         replay=replay,
     )
     # The gateway's lifespan starts the guard (and so the revocation poller).
-    app = create_gateway(upstream, guard, upstream_headers=headers)
+    app = create_gateway(upstream, guard, upstream_headers=headers, shared_state_ping=ping)
     click.echo(f"mcpward gateway: {resource} -> {upstream} (tokens from {issuer})", err=True)
     # uvloop and httptools: the fastest event loop and HTTP parser uvicorn offers.
     config = uvicorn.Config(
@@ -249,7 +263,8 @@ def gateway(
         server_header=False,  # no product banner on every answer
     )
     try:
-        GracefulServer(config).run()
+        assert app.probes is not None
+        DrainingServer(config, app.probes, shutdown_drain).run()
     finally:
         audit.close()  # what the batching sinks (database, Loki) hold is written
 

@@ -7,6 +7,8 @@ both directions. The client's ``Authorization`` header is never forwarded (no to
 passthrough, MCP security best practices); a credential for the upstream can be injected
 instead.
 
+It answers a load balancer's ``/healthz`` and ``/readyz`` itself (``_health.py``).
+
 The upstream is reached through a keep-alive pool of its own (``_upstream.py``: asyncio
 connections, httptools parsing; why not httpx or aiohttp is measured there). The request
 head is built as bytes from precomputed parts. A client that goes away is watched for
@@ -18,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from mcpward._asgi import BodyIncomplete, BodyTooLarge, read_body, send_response
 from mcpward.guard._guard import Guard
+from mcpward.guard._health import GatewayHealth
 from mcpward.guard._upstream import Response, UpstreamError, UpstreamPool
 from mcpward.guard.middleware import MAX_BODY, GuardMiddleware
 
@@ -98,6 +101,7 @@ class Upstream:
         ]
         if any(c in b"".join(kv) for kv in inject for c in _UNSAFE):
             raise ValueError("an upstream header contains a line break")
+        self.host, self.port = self._pool.host, self._pool.port
         self._inject_names = frozenset(k for k, _ in inject)
         self._inject = b"".join(k + b": " + v + b"\r\n" for k, v in inject)
 
@@ -241,11 +245,16 @@ def create_gateway(
     guard: Guard,
     *,
     upstream_headers: Mapping[str, str] | None = None,
+    shared_state_ping: Callable[[], Awaitable[Any]] | None = None,
     **upstream_kwargs: Any,
-) -> ASGIApp:
+) -> GuardMiddleware:
     """The gateway app: the guard, then the upstream. ``upstream_headers`` are injected
-    into every forwarded request (e.g. ``{"Authorization": "Bearer <upstream key>"}``)."""
-    return GuardMiddleware(Upstream(upstream, headers=upstream_headers, **upstream_kwargs), guard)
+    into every forwarded request (e.g. ``{"Authorization": "Bearer <upstream key>"}``).
+    It answers ``/healthz`` and ``/readyz`` itself (``app.probes``: drained on SIGTERM;
+    ``shared_state_ping`` reports Redis there)."""
+    app = Upstream(upstream, headers=upstream_headers, **upstream_kwargs)
+    probes = GatewayHealth(app.host, app.port, shared_state_ping=shared_state_ping)
+    return GuardMiddleware(app, guard, probes=probes)
 
 
 async def _plain(

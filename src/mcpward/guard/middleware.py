@@ -1,7 +1,8 @@
 """The guard as pure ASGI middleware in front of any streamable-HTTP MCP app: the
 request side.
 
-Per request: serve Protected Resource Metadata and ``/metrics`` itself; otherwise
+Per request: serve Protected Resource Metadata, ``/metrics`` and a gateway's health
+checks (``_health.py``) itself; otherwise
 authenticate the access token (Bearer, or DPoP with its proof for this method and path),
 read the JSON-RPC body (bounded), authorize every call in it, hand the verified identity
 to the app (``scope["mcpward.identity"]``, and ``scope["user"]`` in the ``mcp`` SDK's own
@@ -12,10 +13,12 @@ audit event per request and per tool call.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -27,6 +30,7 @@ from mcpward._asgi import BodyIncomplete, BodyTooLarge, ratelimit_headers, read_
 from mcpward.audit import AuditEvent, Outcome
 from mcpward.guard._errors import BadMessage, GuardError, InsufficientScope
 from mcpward.guard._guard import Guard
+from mcpward.guard._health import GatewayHealth
 from mcpward.guard._identity import Identity, _current
 from mcpward.guard._inspector import Inspector, id_key
 from mcpward.guard._jsonrpc import Call, parse
@@ -46,6 +50,7 @@ class GuardMiddleware:
         metrics_path: str | None = "/metrics",
         max_body: int = MAX_BODY,
         ratelimit_headers: bool = True,
+        probes: GatewayHealth | None = None,
     ) -> None:
         self.app = app
         self.guard = guard
@@ -54,8 +59,17 @@ class GuardMiddleware:
         # RateLimit / RateLimit-Policy on answers that passed, from the limiter's own
         # decision (no extra backend round trip).
         self.ratelimit_headers = ratelimit_headers
-        self._prm_paths = frozenset(guard.metadata.paths)
         self._prm_body = json.dumps(guard.metadata.document()).encode()
+        # What the guard answers itself, without a token, to GET and HEAD: Protected
+        # Resource Metadata, the metrics, a gateway's health checks. One lookup a request.
+        self._local: dict[str, Callable[[Send], Awaitable[None]]] = dict.fromkeys(
+            guard.metadata.paths, self._send_prm
+        )
+        if metrics_path is not None:
+            self._local[metrics_path] = self._send_metrics
+        self.probes = probes
+        if probes is not None:
+            self._local.update({p: functools.partial(probes.respond, p) for p in probes.paths})
         self._policy_headers: dict[tuple[str, int, float], bytes] = {}
         # What the app sees of an identity, built once per verified token: the verifier's
         # cache hands back the same Identity object for the same token.
@@ -69,20 +83,23 @@ class GuardMiddleware:
             # No bearer-token flow for websockets: refuse rather than pass unauthenticated.
             await send({"type": "websocket.close", "code": 1008})
             return
-        path: str = scope["path"]
         method: str = scope["method"]
-        if path in self._prm_paths and method in ("GET", "HEAD"):
-            await send_response(send, 200, _PRM_HEADERS, self._prm_body)
-            return
-        if path == self.metrics_path and method == "GET":
-            body = self.guard.metrics.render()
-            await send_response(send, 200, {"content-type": self.guard.metrics.content_type}, body)
+        local = self._local.get(scope["path"])
+        if local is not None and method in ("GET", "HEAD"):
+            await local(send)
             return
         if method == "OPTIONS":
             # CORS preflight carries no credentials; the app answers it.
             await self.app(scope, receive, send)
             return
         await self._guarded(scope, receive, send, method)
+
+    async def _send_prm(self, send: Send) -> None:
+        await send_response(send, 200, _PRM_HEADERS, self._prm_body)
+
+    async def _send_metrics(self, send: Send) -> None:
+        metrics = self.guard.metrics
+        await send_response(send, 200, {"content-type": metrics.content_type}, metrics.render())
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The app's lifespan, with the guard's own start and stop around it."""
