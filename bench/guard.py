@@ -8,7 +8,9 @@
 3. The guard's overhead per request in-process: the same ``mcp`` SDK app driven directly
    as ASGI (prepared scope, receive and send; no HTTP, no sockets), unprotected and
    protected, interleaved; the difference of the medians. Also with an audit sink writing
-   every event (to ``/dev/null``).
+   every event (to ``/dev/null``), and the SDK's own bearer auth. Then the same variants'
+   instructions per request under valgrind's callgrind (``_callgrind.py``): the work
+   ratio, which repeats run to run where the timings here move by ±20 µs.
 4. HTTP, driven by wrk (the load generator must not be the bottleneck): the demo tool
    (``search_orders``) served by the ``mcp`` SDK in stateless JSON mode, each variant in
    its own uvicorn process: direct (unprotected, the baseline), the in-process guard, the
@@ -24,7 +26,7 @@
    rounds: a before/after that shares the machine's load.
 
     .venv/bin/python bench/guard.py [--seconds 3] [--concurrency 16] [--rounds 5]
-        [--before /tmp/perf-before/src]
+        [--before /tmp/perf-before/src] [--skip-instructions] [--count-requests 300]
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _callgrind
 from _floors import serve_http_floor, serve_pipe
 from _harness import (
     BenchError,
@@ -631,39 +635,49 @@ class _AsgiDriver:
         return status
 
 
-async def overhead(args: argparse.Namespace, key: ECKey) -> None:
-    from mcpward.audit import AuditLog, FileSink
+RESOURCE = "http://127.0.0.1:8000/mcp"  # what the in-process drivers' requests are for
+OVERHEAD = {
+    "plain": "mcp SDK app, unprotected",
+    "guard": "mcp SDK app + guard",
+    "guard+audit": "mcp SDK app + guard + audit to a file",
+    "sdk-auth": "mcp SDK app + the SDK's own bearer auth",
+    "canned": "canned-answer ASGI app, unprotected",
+    "canned+guard": "canned-answer ASGI app + guard",
+}
+
+
+def overhead_driver(name: str, key: ECKey, audit: Any) -> _AsgiDriver:
+    """One in-process variant (``OVERHEAD``): the throughput benchmark's configuration on
+    its own copy of the demo app. ``audit``: the AuditLog of the ``+audit`` variant."""
     from mcpward.demo import create_demo_app
     from mcpward.guard import Limit, RateLimits, StaticKeys, make_guard, protect
 
-    resource = "http://127.0.0.1:8000/mcp"
     jwks = {"keys": [key.as_dict(private=False)]}
-    token = mint(key, resource)
+    token = mint(key, RESOURCE)
+    demo, manifest = create_demo_app(stateless_http=True, json_response=True)
+    if name == "sdk-auth":
+        return _AsgiDriver(_sdk_auth_app(RESOURCE, json.dumps(jwks), ISSUER), token)
+    app = _canned_app() if name.startswith("canned") else demo
+    if name in ("plain", "canned"):
+        return _AsgiDriver(app, None)
+    guard = make_guard(
+        issuer=ISSUER,
+        resource=RESOURCE,
+        manifest=manifest,
+        keys=StaticKeys(jwks),
+        rate_limits=RateLimits(per_token=Limit(10_000_000, 60)),
+        audit=audit if name == "guard+audit" else None,
+    )
+    return _AsgiDriver(protect(app, guard), token)
+
+
+async def overhead(args: argparse.Namespace, key: ECKey) -> None:
+    from mcpward.audit import AuditLog, FileSink
+
     for name in ("httpx", "mcp"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-    def guarded(audit: AuditLog | None, app: Any = None) -> Any:
-        # The throughput benchmark's configuration, on its own copy of the demo app.
-        demo, manifest = create_demo_app(stateless_http=True, json_response=True)
-        guard = make_guard(
-            issuer=ISSUER,
-            resource=resource,
-            manifest=manifest,
-            keys=StaticKeys(jwks),
-            rate_limits=RateLimits(per_token=Limit(10_000_000, 60)),
-            audit=audit,
-        )
-        return protect(demo if app is None else app, guard)
-
     audit = AuditLog([FileSink(os.devnull)])
-    drivers = {
-        "plain": _AsgiDriver(create_demo_app(stateless_http=True, json_response=True)[0], None),
-        "guard": _AsgiDriver(guarded(None), token),
-        "guard+audit": _AsgiDriver(guarded(audit), token),
-        # The guard's own cost, without the SDK app's ~600 µs (and its variance) around it.
-        "canned": _AsgiDriver(_canned_app(), None),
-        "canned+guard": _AsgiDriver(guarded(None, _canned_app()), token),
-    }
+    drivers = {name: overhead_driver(name, key, audit) for name in OVERHEAD}
     for name, driver in drivers.items():
         if not name.startswith("canned"):  # the canned app has no lifespan
             await driver.start()
@@ -686,20 +700,72 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
         f"{args.overhead_requests} interleaved requests each, median)"
     )
     print(f"{'':<44}{'median µs':>10}{'overhead':>10}")
-    labels = {
-        "plain": "mcp SDK app, unprotected",
-        "guard": "mcp SDK app + guard",
-        "guard+audit": "mcp SDK app + guard + audit to a file",
-        "canned": "canned-answer ASGI app, unprotected",
-        "canned+guard": "canned-answer ASGI app + guard",
-    }
-    for name, label in labels.items():
+    for name, label in OVERHEAD.items():
         base = "canned" if name.startswith("canned") else "plain"
         extra = "" if name == base else f"{med[name] - med[base]:>10.1f}"
         print(f"{label:<44}{med[name]:>10.1f}{extra}")
     print(
         f"guard overhead = {med['guard'] - med['plain']:.1f} µs per request on the SDK app, "
         f"{med['canned+guard'] - med['canned']:.1f} µs on a canned answer (medians)"
+    )
+
+
+async def count_requests(name: str, requests: int) -> None:
+    """``--count``: one in-process variant, started and warmed up, then ``requests``
+    requests; what ``instruction_counts`` runs under callgrind."""
+    from mcpward.audit import AuditLog, FileSink
+
+    for logger in ("httpx", "mcp"):
+        logging.getLogger(logger).setLevel(logging.WARNING)
+    audit = AuditLog([FileSink(os.devnull)])
+    driver = overhead_driver(name, ECKey.generate_key("P-256", parameters={"kid": "bench"}), audit)
+    lifespan = not name.startswith("canned")
+    if lifespan:
+        await driver.start()
+    for _ in range(200 + requests):
+        assert await driver() == 200
+    if lifespan:
+        await driver.stop()
+    audit.close()
+
+
+def instruction_counts(args: argparse.Namespace) -> None:
+    """Each in-process variant's instructions per request (``_callgrind.py``), two
+    valgrind runs at a time; the ratios of work that the timings above measure too."""
+    if not _callgrind.available():
+        log("valgrind not found: no instruction counts")
+        return
+
+    def count(name: str) -> float:
+        def argv(requests: int) -> list[str]:
+            return [sys.executable, __file__, "--count", name, "--requests", str(requests)]
+
+        return _callgrind.per_request(argv, args.count_requests)
+
+    log(f"instruction counts under callgrind: {len(OVERHEAD)} variants, a few minutes")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = dict(zip(OVERHEAD, pool.map(count, OVERHEAD), strict=True))
+    rows = []
+    for name, label in OVERHEAD.items():
+        base = counts["canned" if name.startswith("canned") else "plain"]
+        rows.append(
+            [
+                label,
+                f"{counts[name]:,.0f}",
+                "" if counts[name] == base else f"{counts[name] - base:,.0f}",
+                # A ratio to a canned answer that costs next to nothing says nothing.
+                "" if name.startswith("canned") else f"{base / counts[name]:.3f}",
+            ]
+        )
+    print_table(
+        "\n== instructions per request, in-process ASGI (callgrind; the same driver as the "
+        f"overhead above; {args.count_requests} and {3 * args.count_requests} requests)",
+        ["variant", "instructions", "added", "unprotected / variant"],
+        rows,
+    )
+    print(
+        "Work only: no cache misses, no system calls (in-process, there are none). The same\n"
+        "code and environment give the same counts whatever the machine's load.\n"
     )
 
 
@@ -711,6 +777,15 @@ def main() -> None:
         "--serve",
         choices=["issuer", "canned", "direct", "guard", "sdk-auth", "pipe", "http-floor"],
     )
+    parser.add_argument("--count", choices=list(OVERHEAD), help=argparse.SUPPRESS)
+    parser.add_argument("--requests", type=int, default=300, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--count-requests",
+        type=int,
+        default=300,
+        help="requests per variant under callgrind (run at N and 3N)",
+    )
+    parser.add_argument("--skip-instructions", action="store_true")
     parser.add_argument("--upstream-port", type=int)
     parser.add_argument("--token")
     parser.add_argument("--port", type=int)
@@ -740,6 +815,9 @@ def main() -> None:
     if args.serve:
         serve(args.serve, args.port, args.jwks, args.issuer)
         return
+    if args.count:
+        asyncio.run(count_requests(args.count, args.requests))
+        return
     key = ECKey.generate_key("P-256", parameters={"kid": "bench"})
     log(f"load average before: {os.getloadavg()[0]:.2f}")
 
@@ -749,6 +827,8 @@ def main() -> None:
 
     if not args.skip_in_process:
         asyncio.run(in_process())
+        if not args.skip_instructions:
+            instruction_counts(args)
     if not args.skip_throughput:
         throughput(args, key)
     log(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import anyio
 import httpx
 import pytest
+from starlette.types import Message
 
 from mcpward.demo import demo_manifest
 from mcpward.guard import StaticKeys, make_guard
@@ -308,3 +309,42 @@ async def test_the_head_the_gateway_sends(origin: Callable[..., Awaitable[Origin
 def test_an_upstream_header_with_a_line_break_is_refused() -> None:
     with pytest.raises(ValueError, match="line break"):
         Upstream("http://127.0.0.1:9/mcp", headers={"X-Key": "a\r\nInjected: 1"})
+
+
+@pytest.mark.parametrize(
+    ("header", "query"),
+    [
+        ((b"user-agent", b"x\r\ninjected: 1"), b""),
+        ((b"mcp-session-id", b"s\nx"), b""),
+        ((b"accept", b"a\0b"), b""),
+        ((b"accept", b"application/json"), b"a=b HTTP/1.1"),
+        ((b"accept", b"application/json"), b"a=b\r\nx: 1"),
+    ],
+)
+async def test_a_client_value_that_could_split_the_head_is_refused(
+    origin: Callable[..., Awaitable[Origin]], header: tuple[bytes, bytes], query: bytes
+) -> None:
+    """HTTP servers' parsers refuse these before any app sees them; the gateway checks
+    all the same (an ASGI server of another make, a test client). Nothing is sent."""
+    o = await origin(None)
+    app = Upstream(o.url)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mcp",
+        "query_string": query,
+        "headers": [(b"content-type", b"application/json"), header],
+    }
+    await app(scope, receive, send)
+    await app.aclose()
+    assert sent[0]["status"] == 400
+    assert sent[1]["body"] == b"a request header contains a line break"
+    assert o.connections == 0

@@ -152,6 +152,7 @@ class Upstream:
         the body's length. None if a value could split the head (never from a compliant
         HTTP server, checked all the same)."""
         inject = self._inject_names
+        values: list[bytes] = []
         parts = [
             method.encode("ascii"),
             b" ",
@@ -162,15 +163,24 @@ class Upstream:
         ]
         for k, v in scope["headers"]:
             if k in FORWARD_REQUEST and k not in inject:
-                if b"\n" in v or b"\r" in v or b"\0" in v:
-                    return None
+                values.append(v)
                 parts += (k, b": ", v, b"\r\n")
         parts.append(self._inject)
         if method == "POST":
             parts.append(b"content-length: %d\r\n" % length)
         parts.append(b"\r\n")
+        # One look over what came from the client. find() rather than `in`: `bytes in
+        # bytes` first tries the operand as an int, raising and clearing a TypeError inside.
+        client = b"".join(values)
         target = parts[2]
-        if b" " in target or b"\n" in target or b"\r" in target:
+        if (
+            client.find(b"\r") >= 0
+            or client.find(b"\n") >= 0
+            or client.find(b"\0") >= 0
+            or target.find(b" ") >= 0
+            or target.find(b"\r") >= 0
+            or target.find(b"\n") >= 0
+        ):
             return None
         return b"".join(parts)
 
