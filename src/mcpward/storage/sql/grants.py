@@ -10,18 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    Update,
-    bindparam,
-    delete,
-    func,
-    or_,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -42,6 +31,14 @@ from mcpward.storage.schema import (
     refresh_tokens,
     revocations,
     token_families,
+)
+from mcpward.storage.sql._refresh_statements import (
+    ERASE_PARENT_SUCCESSOR,
+    GET_REFRESH,
+    INSERT_REFRESH,
+    SPEND_REFRESH,
+    erase_successor,
+    live_family,
 )
 from mcpward.storage.sql._rows import to_record, to_values
 
@@ -121,7 +118,7 @@ class SqlGrants:
 
     async def get_refresh(self, token_hash: str) -> tuple[RefreshRecord, FamilyRecord] | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(_GET_REFRESH, {"b_hash": token_hash})).first()
+            row = (await conn.execute(GET_REFRESH, {"b_hash": token_hash})).first()
         if row is None:
             return None
         values = row._mapping
@@ -143,7 +140,7 @@ class SqlGrants:
         winner's stored successor."""
         async with self._writer.begin() as conn:
             result = await conn.execute(
-                _SPEND_REFRESH,
+                SPEND_REFRESH,
                 {
                     "b_hash": old_hash,
                     "b_family": new.family_id,
@@ -154,7 +151,7 @@ class SqlGrants:
             )
             spent = result.first()
             if spent is None:
-                live_family = _live_family(token_families.c.id == new.family_id)
+                live = live_family(token_families.c.id == new.family_id)
                 row = (
                     await conn.execute(
                         select(
@@ -162,7 +159,7 @@ class SqlGrants:
                         ).where(
                             refresh_tokens.c.token_hash == old_hash,
                             refresh_tokens.c.used_at.is_not(None),
-                            refresh_tokens.c.family_id.in_(live_family),
+                            refresh_tokens.c.family_id.in_(live),
                         )
                     )
                 ).first()
@@ -170,9 +167,9 @@ class SqlGrants:
                 if row is None or until is None or now > until:
                     return Rotation(rotated=False)
                 return Rotation(rotated=False, successor_enc=row.successor_enc)
-            await conn.execute(_INSERT_REFRESH, to_values(new))
+            await conn.execute(INSERT_REFRESH, to_values(new))
             if spent.parent_hash is not None:
-                await conn.execute(_ERASE_PARENT_SUCCESSOR, {"b_parent": spent.parent_hash})
+                await conn.execute(ERASE_PARENT_SUCCESSOR, {"b_parent": spent.parent_hash})
         return Rotation(rotated=True)
 
     async def revoke_family(
@@ -326,7 +323,7 @@ class SqlGrants:
                 delete(authorization_codes).where(authorization_codes.c.expires_at < now)
             )
             await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at < now))
-            await conn.execute(_erase_successor(refresh_tokens.c.successor_until < now))
+            await conn.execute(erase_successor(refresh_tokens.c.successor_until < now))
             await conn.execute(delete(revocations).where(revocations.c.expires_at < now))
             await conn.execute(delete(assertion_jtis).where(assertion_jtis.c.expires_at < now))
             await conn.execute(
@@ -357,45 +354,6 @@ class SqlGrants:
         return {(r.client_id, r.resource): r.at for r in rows}
 
 
-def _erase_successor(where: ColumnElement[bool]) -> Update:
-    return (
-        update(refresh_tokens)
-        .where(where, refresh_tokens.c.successor_enc.is_not(None))
-        .values(successor_enc=None, successor_until=None)
-    )
-
-
-def _live_family(which: ColumnElement[bool]) -> Select[tuple[str]]:
-    return select(token_families.c.id).where(which, token_families.c.revoked_at.is_(None))
-
-
-# Every refresh rotation's statements, built once, their values bound at execute time.
-# Built per call, constructing them and their cache keys was a large part of a rotation's
-# CPU (py-spy over bench/sizing.py): built once, one core went from 422 to 643 rotations
-# a second. Parameter names are not column names, which SQLAlchemy reserves in a SET.
-_GET_REFRESH = (
-    select(refresh_tokens, token_families)
-    .join(token_families, token_families.c.id == refresh_tokens.c.family_id)
-    .where(refresh_tokens.c.token_hash == bindparam("b_hash"))
-)
-_SPEND_REFRESH = (
-    update(refresh_tokens)
-    .where(
-        refresh_tokens.c.token_hash == bindparam("b_hash"),
-        refresh_tokens.c.used_at.is_(None),
-        refresh_tokens.c.family_id.in_(_live_family(token_families.c.id == bindparam("b_family"))),
-    )
-    .values(
-        used_at=bindparam("b_now", type_=refresh_tokens.c.used_at.type),
-        successor_enc=bindparam("b_enc", type_=refresh_tokens.c.successor_enc.type),
-        successor_until=bindparam("b_until", type_=refresh_tokens.c.successor_until.type),
-    )
-    .returning(refresh_tokens.c.parent_hash)
-)
-_INSERT_REFRESH = refresh_tokens.insert()
-_ERASE_PARENT_SUCCESSOR = _erase_successor(refresh_tokens.c.token_hash == bindparam("b_parent"))
-
-
 async def _revoke_family(
     conn: AsyncConnection, family_id: str, now: float, reason: str, expires_at: float
 ) -> Revocation | None:
@@ -407,7 +365,7 @@ async def _revoke_family(
     if result.rowcount != 1:  # already revoked: nothing new to tell guards
         return None
     # A revoked grant's stored successors serve no retry any more.
-    await conn.execute(_erase_successor(refresh_tokens.c.family_id == family_id))
+    await conn.execute(erase_successor(refresh_tokens.c.family_id == family_id))
     revocation = Revocation("family", family_id, now, expires_at)
     await _insert_revocations(conn, [revocation])
     return revocation
