@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import httpx
 import pytest
@@ -25,6 +26,29 @@ def topo() -> Iterator[Topology]:
     spec = Spec(replicas=2, gateways=2, kind="redis", drain=1.0, balancer_retries=False)
     with topology(spec) as running:
         yield running
+
+
+class Restartable(Protocol):
+    def restart(self) -> None: ...
+
+
+async def restart_each(processes: Sequence[Restartable], done: asyncio.Event) -> None:
+    """Restart each process in turn (SIGTERM, drain, start, ready) while the load runs."""
+    await asyncio.sleep(0.5)  # the clients are under way
+    for process in processes:
+        await asyncio.to_thread(process.restart)
+        await asyncio.sleep(0.5)  # let the balancer's next check put it back
+    done.set()
+
+
+def none_lost(what: str, outcomes: list[int | str], started: float) -> None:
+    failed = [o for o in outcomes if o != 200]
+    print(
+        f"\nrolling restart of {what} under load: {len(outcomes)} requests in "
+        f"{time.monotonic() - started:.1f} s, {len(failed)} not 200"
+    )
+    assert len(outcomes) > 100
+    assert failed == []
 
 
 async def test_sigterm_drains_then_exits_cleanly(topo: Topology) -> None:
@@ -78,22 +102,9 @@ async def test_rolling_restart_under_load_loses_no_request(topo: Topology) -> No
                 except httpx.TransportError as exc:
                     outcomes.append(type(exc).__name__)
 
-    async def restart_all() -> None:
-        for replica in topo.replicas:
-            await asyncio.to_thread(replica.restart)
-            await asyncio.sleep(0.5)  # let the balancer's next check put it back
-        done.set()
-
     started = time.monotonic()
-    await asyncio.gather(restart_all(), *[client(i) for i in range(8)])
-    elapsed = time.monotonic() - started
-    failed = [o for o in outcomes if o != 200]
-    print(
-        f"\nrolling restart of {len(topo.replicas)} replicas under load: {len(outcomes)} "
-        f"requests in {elapsed:.1f} s, {len(failed)} not 200"
-    )
-    assert len(outcomes) > 100
-    assert failed == []
+    await asyncio.gather(restart_each(topo.replicas, done), *[client(i) for i in range(8)])
+    none_lost(f"{len(topo.replicas)} replicas", outcomes, started)
 
 
 async def test_rolling_restart_of_the_gateways_loses_no_tool_call(topo: Topology) -> None:
@@ -115,21 +126,7 @@ async def test_rolling_restart_of_the_gateways_loses_no_tool_call(topo: Topology
                 except httpx.TransportError as exc:
                     outcomes.append(type(exc).__name__)
 
-    async def restart_all() -> None:
-        await asyncio.sleep(0.5)  # the callers are under way
-        for gateway in topo.gateways:
-            await asyncio.to_thread(gateway.restart)
-            await asyncio.sleep(0.5)  # let the balancer's next check put it back
-        done.set()
-
     started = time.monotonic()
-    await asyncio.gather(restart_all(), *[caller() for _ in range(6)])
-    elapsed = time.monotonic() - started
-    failed = [o for o in outcomes if o != 200]
-    print(
-        f"\nrolling restart of {len(topo.gateways)} gateways under load: {len(outcomes)} "
-        f"tool calls in {elapsed:.1f} s, {len(failed)} not 200"
-    )
-    assert len(outcomes) > 100
-    assert failed == []
+    await asyncio.gather(restart_each(topo.gateways, done), *[caller() for _ in range(6)])
+    none_lost(f"{len(topo.gateways)} gateways", outcomes, started)
     assert all("Traceback" not in g.log() for g in topo.gateways)
