@@ -568,10 +568,12 @@ async def decision(args: argparse.Namespace, key: ECKey) -> None:
 
 class _AsgiDriver:
     """Calls an ASGI app the way a server would, minus the server: one prepared request,
-    the response collected in memory."""
+    the response collected in memory. ``lifespan``: whether the app has one to start and
+    stop (the canned answer does not)."""
 
-    def __init__(self, app: Any, token: str | None) -> None:
+    def __init__(self, app: Any, token: str | None, *, lifespan: bool = True) -> None:
         self.app = app
+        self.lifespan = lifespan
         self.body = json.dumps(CALL).encode()
         headers = [(k.encode(), v.encode()) for k, v in HEADERS.items()]
         headers += [(b"host", b"127.0.0.1:8000"), (b"content-length", b"%d" % len(self.body))]
@@ -595,6 +597,8 @@ class _AsgiDriver:
         self._lifespan_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def start(self) -> None:
+        if not self.lifespan:
+            return
         started, self._stopped = asyncio.Event(), asyncio.Event()
 
         async def send(message: dict[str, Any]) -> None:
@@ -609,6 +613,8 @@ class _AsgiDriver:
         await started.wait()
 
     async def stop(self) -> None:
+        if not self.lifespan:
+            return
         await self._lifespan_in.put({"type": "lifespan.shutdown"})
         await self._stopped.wait()
         assert self._lifespan is not None
@@ -646,41 +652,46 @@ OVERHEAD = {
 }
 
 
+def _baseline(name: str) -> str:
+    """The unprotected variant a variant is compared with."""
+    return "canned" if name.startswith("canned") else "plain"
+
+
 def overhead_driver(name: str, key: ECKey, audit: Any) -> _AsgiDriver:
     """One in-process variant (``OVERHEAD``): the throughput benchmark's configuration on
     its own copy of the demo app. ``audit``: the AuditLog of the ``+audit`` variant."""
-    from mcpward.demo import create_demo_app
+    from mcpward.demo import create_demo_app, demo_manifest
     from mcpward.guard import Limit, RateLimits, StaticKeys, make_guard, protect
 
+    # The SDK sets INFO logging up; per-request log lines would be what we measure.
+    for logger in ("httpx", "mcp"):
+        logging.getLogger(logger).setLevel(logging.WARNING)
     jwks = {"keys": [key.as_dict(private=False)]}
     token = mint(key, RESOURCE)
-    demo, manifest = create_demo_app(stateless_http=True, json_response=True)
     if name == "sdk-auth":
         return _AsgiDriver(_sdk_auth_app(RESOURCE, json.dumps(jwks), ISSUER), token)
-    app = _canned_app() if name.startswith("canned") else demo
-    if name in ("plain", "canned"):
-        return _AsgiDriver(app, None)
+    canned = _baseline(name) == "canned"
+    app = _canned_app() if canned else create_demo_app(stateless_http=True, json_response=True)[0]
+    if name == _baseline(name):
+        return _AsgiDriver(app, None, lifespan=not canned)
     guard = make_guard(
         issuer=ISSUER,
         resource=RESOURCE,
-        manifest=manifest,
+        manifest=demo_manifest(),
         keys=StaticKeys(jwks),
         rate_limits=RateLimits(per_token=Limit(10_000_000, 60)),
         audit=audit if name == "guard+audit" else None,
     )
-    return _AsgiDriver(protect(app, guard), token)
+    return _AsgiDriver(protect(app, guard), token, lifespan=not canned)
 
 
 async def overhead(args: argparse.Namespace, key: ECKey) -> None:
     from mcpward.audit import AuditLog, FileSink
 
-    for name in ("httpx", "mcp"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     audit = AuditLog([FileSink(os.devnull)])
     drivers = {name: overhead_driver(name, key, audit) for name in OVERHEAD}
-    for name, driver in drivers.items():
-        if not name.startswith("canned"):  # the canned app has no lifespan
-            await driver.start()
+    for driver in drivers.values():
+        await driver.start()
         for _ in range(200):  # warm up: caches, the SDK's first-call paths
             assert await driver() == 200
     times: dict[str, list[int]] = {k: [] for k in drivers}
@@ -690,9 +701,8 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
             t = time.perf_counter_ns()
             await driver()
             times[name].append(time.perf_counter_ns() - t)
-    for name, driver in drivers.items():
-        if not name.startswith("canned"):
-            await driver.stop()
+    for driver in drivers.values():
+        await driver.stop()
     audit.close()
     med = {k: statistics.median(v) / 1000 for k, v in times.items()}
     print(
@@ -701,7 +711,7 @@ async def overhead(args: argparse.Namespace, key: ECKey) -> None:
     )
     print(f"{'':<44}{'median µs':>10}{'overhead':>10}")
     for name, label in OVERHEAD.items():
-        base = "canned" if name.startswith("canned") else "plain"
+        base = _baseline(name)
         extra = "" if name == base else f"{med[name] - med[base]:>10.1f}"
         print(f"{label:<44}{med[name]:>10.1f}{extra}")
     print(
@@ -715,17 +725,12 @@ async def count_requests(name: str, requests: int) -> None:
     requests; what ``instruction_counts`` runs under callgrind."""
     from mcpward.audit import AuditLog, FileSink
 
-    for logger in ("httpx", "mcp"):
-        logging.getLogger(logger).setLevel(logging.WARNING)
     audit = AuditLog([FileSink(os.devnull)])
     driver = overhead_driver(name, ECKey.generate_key("P-256", parameters={"kid": "bench"}), audit)
-    lifespan = not name.startswith("canned")
-    if lifespan:
-        await driver.start()
+    await driver.start()
     for _ in range(200 + requests):
         assert await driver() == 200
-    if lifespan:
-        await driver.stop()
+    await driver.stop()
     audit.close()
 
 
@@ -747,14 +752,14 @@ def instruction_counts(args: argparse.Namespace) -> None:
         counts = dict(zip(OVERHEAD, pool.map(count, OVERHEAD), strict=True))
     rows = []
     for name, label in OVERHEAD.items():
-        base = counts["canned" if name.startswith("canned") else "plain"]
+        base = counts[_baseline(name)]
         rows.append(
             [
                 label,
                 f"{counts[name]:,.0f}",
                 "" if counts[name] == base else f"{counts[name] - base:,.0f}",
                 # A ratio to a canned answer that costs next to nothing says nothing.
-                "" if name.startswith("canned") else f"{base / counts[name]:.3f}",
+                "" if _baseline(name) == "canned" else f"{base / counts[name]:.3f}",
             ]
         )
     print_table(
